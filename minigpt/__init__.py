@@ -1,0 +1,57 @@
+"""minigpt: a small, tested GPT in PyTorch, the companion package of the book
+*Large Language Models from First Principles*.
+
+One module per concept (see the book's chapter map):
+
+- ``minigpt.data``       corpora, splits and batches
+- ``minigpt.tokenizer``  characters and byte-level BPE
+- ``minigpt.ngram``      count-based n-gram language models
+- ``minigpt.attention``  scaled dot-product, single- and multi-head attention
+- ``minigpt.model``      the GPT (GPT-2 compatible)
+- ``minigpt.sampling``   greedy, temperature, top-k, top-p
+- ``minigpt.train``      the training loop; ``minigpt.checkpoint`` saves and resumes it
+- ``minigpt.exercises``  checks a reader's own functions against reference cases
+
+This file holds only what every chapter needs first: the version, seeding and
+the choice of device.
+"""
+
+import random
+
+import torch
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "set_seed", "default_device"]
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, NumPy (when installed) and torch, so a run repeats.
+
+    Returns a ``torch.Generator`` seeded the same way, for code that prefers an
+    explicit generator to the global one.
+
+    >>> g = set_seed(0); torch.rand(1, generator=g).item() == set_seed(0).manual_seed(0) and True
+    True
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}; pass e.g. set_seed(0)")
+    random.seed(seed)
+    try:
+        import numpy as np
+    except ImportError:  # NumPy is optional for minigpt itself
+        pass
+    else:
+        np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def default_device() -> str:
+    """The best device on this machine: ``"cuda"``, then ``"mps"`` (Apple), then ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"

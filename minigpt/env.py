@@ -1,0 +1,88 @@
+"""``python -m minigpt env``: the first thing to run when a notebook misbehaves.
+
+Prints the versions that matter, the device, the thread count and where data is
+read from and cached, one line each, with ``OK`` or the problem and its fix.
+"""
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+import torch
+
+from minigpt import __version__, default_device
+
+# (package, minimum version known to work, why the book needs it)
+PACKAGES = [
+    ("torch", "2.1", "the model and training"),
+    ("numpy", "1.24", "numbers in the notebooks"),
+    ("tokenizers", "0.15", "fast byte-level BPE"),
+    ("safetensors", "0.4", "checkpoints that load without unpickling code"),
+    ("transformers", "4.40", "the Hugging Face chapter and equivalence tests"),
+    ("matplotlib", "3.7", "figures"),
+    ("jupyter-book", "1.0", "building the book (1.x, not 2.x)"),
+]
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_package(name: str, minimum: str) -> tuple[bool, str]:
+    """(ok, text) for one installed package against the minimum version."""
+    try:
+        version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False, f"not installed: run `make install` (or pip install '{name}>={minimum}')"
+    if _version_tuple(version) < _version_tuple(minimum):
+        return False, f"{version} is older than {minimum}: pip install -U '{name}>={minimum}'"
+    if name == "jupyter-book" and _version_tuple(version) >= (2,):
+        return False, f"{version} is Jupyter Book 2, this book needs 1.x: pip install 'jupyter-book>=1,<2'"
+    return True, version
+
+
+def cache_dirs() -> list[tuple[str, str]]:
+    """Where corpora are read from and where downloads and trained models go."""
+    data_dir = os.environ.get("MINIGPT_DATA_DIR")
+    try:
+        from minigpt.data import cache_dir
+        cache = str(cache_dir())
+    except ImportError:  # minigpt.data not present in this checkout
+        cache = os.environ.get("MINIGPT_CACHE_DIR", "(default user cache dir)")
+    return [
+        ("MINIGPT_DATA_DIR", data_dir if data_dir else "(not set: corpora are downloaded)"),
+        ("cache", cache),
+    ]
+
+
+def report() -> list[tuple[str, bool, str]]:
+    """Every line of the environment report as (label, ok, text)."""
+    lines = [("minigpt", True, __version__)]
+    python_ok = sys.version_info >= (3, 10)
+    lines.append(("python", python_ok, platform.python_version()
+                  + ("" if python_ok else ": minigpt needs Python >= 3.10")))
+    for name, minimum, why in PACKAGES:
+        ok, text = check_package(name, minimum)
+        lines.append((name, ok, f"{text}  ({why})"))
+    lines.append(("device", True, default_device()))
+    lines.append(("torch threads", True, str(torch.get_num_threads())))
+    lines.append(("torch build", True, "CUDA " + torch.version.cuda if torch.version.cuda else "CPU"))
+    for label, path in cache_dirs():
+        lines.append((label, True, path))
+    return lines
+
+
+def main() -> int:
+    """Print the report; the exit status is 1 when any line has a problem."""
+    rows = report()
+    width = max(len(label) for label, _, _ in rows)
+    for label, ok, text in rows:
+        print(f"{'OK ' if ok else 'BAD'}  {label:<{width}}  {text}")
+    return 0 if all(ok for _, ok, _ in rows) else 1

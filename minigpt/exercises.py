@@ -1,0 +1,124 @@
+"""Check a reader's own function against the book's reference cases.
+
+Every exercise that asks you to write a function comes with a checker here.
+A checker runs your function on named cases, compares each result with the
+reference answer, and prints one line per case::
+
+    >>> from minigpt.exercises import check
+    >>> report = check(lambda a, b: a + b, [Case("small", (1, 2), 3)])
+    PASS  small
+    1/1 cases passed
+
+The pattern is one function, :func:`check`, and a list of :class:`Case`.
+Each chapter adds its own ``check_*`` function at the end of this file, built
+on :func:`check` (for example ``check_attention`` in the self-attention
+chapter).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class Case:
+    """One reference case: a name, the arguments, and the expected result.
+
+    ``expected`` is a value, or a callable ``expected(result) -> str | None``
+    that returns an explanation when ``result`` is wrong (for checks that are
+    properties, such as "rows sum to one", rather than one exact answer).
+    """
+
+    name: str
+    args: tuple
+    expected: Any
+    kwargs: dict = field(default_factory=dict)
+    atol: float = 1e-6
+    rtol: float = 1e-5
+
+
+@dataclass
+class Report:
+    """What :func:`check` found: the names of passed and failed cases, with reasons."""
+
+    passed: list[str]
+    failed: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def compare(result: Any, expected: Any, atol: float = 1e-6, rtol: float = 1e-5) -> str | None:
+    """Why ``result`` differs from ``expected``, or None when they agree.
+
+    Tensors are compared in shape and value (within the tolerances), tuples and
+    lists element by element, floats within the tolerances, anything else by ``==``.
+    """
+    if callable(expected) and not isinstance(expected, (torch.Tensor, type)):
+        return expected(result)
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(result, torch.Tensor):
+            return f"expected a tensor, got {type(result).__name__}"
+        if result.shape != expected.shape:
+            return f"shape {tuple(result.shape)}, expected {tuple(expected.shape)}"
+        diff = (result.detach().to(expected.dtype) - expected).abs().max().item() if result.numel() else 0.0
+        if not torch.allclose(result.detach().to(expected.dtype), expected, atol=atol, rtol=rtol):
+            return f"values differ: max abs difference {diff:.3g} (tolerance {atol:g})"
+        return None
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(result, (tuple, list)) or len(result) != len(expected):
+            return f"expected a sequence of length {len(expected)}, got {result!r:.80}"
+        for i, (r, e) in enumerate(zip(result, expected)):
+            why = compare(r, e, atol, rtol)
+            if why:
+                return f"item {i}: {why}"
+        return None
+    if isinstance(expected, float):
+        if not isinstance(result, (int, float)) and not (isinstance(result, torch.Tensor) and result.numel() == 1):
+            return f"expected a number, got {type(result).__name__}"
+        value = float(result)
+        if abs(value - expected) > atol + rtol * abs(expected):
+            return f"got {value:.6g}, expected {expected:.6g}"
+        return None
+    return None if result == expected else f"got {result!r:.80}, expected {expected!r:.80}"
+
+
+def check(fn: Callable, cases: list[Case], verbose: bool = True) -> Report:
+    """Run ``fn`` on every case; print PASS/FAIL per case and a summary line.
+
+    An exception raised by ``fn`` fails that case (with the exception's message)
+    and the remaining cases still run, so one report shows every problem.
+    """
+    if not callable(fn):
+        raise TypeError(f"check() needs a function to test, got {type(fn).__name__}: pass the function itself, "
+                        "e.g. check(my_fn, cases), not my_fn(...)")
+    if not cases:
+        raise ValueError("check() needs at least one Case")
+    passed, failed = [], {}
+    for case in cases:
+        try:
+            result = fn(*case.args, **case.kwargs)
+        except Exception as error:  # the reader's code may raise anything
+            failed[case.name] = f"raised {type(error).__name__}: {error}"
+            continue
+        why = compare(result, case.expected, case.atol, case.rtol)
+        if why:
+            failed[case.name] = why
+        else:
+            passed.append(case.name)
+    if verbose:
+        for case in cases:
+            if case.name in failed:
+                print(f"FAIL  {case.name}: {failed[case.name]}")
+            else:
+                print(f"PASS  {case.name}")
+        print(f"{len(passed)}/{len(cases)} cases passed")
+    return Report(passed, failed)
+
+
+# Chapter checkers follow, one section per chapter, each built on check().
