@@ -1,0 +1,293 @@
+"""The GPT: a decoder-only Transformer whose weights map one-to-one onto GPT-2's.
+
+    idx (B, T) token ids
+      -> wte(idx) + wpe(0..T-1)                  token + learned position embeddings (B, T, C)
+      -> n_layer x Block                          attention and MLP, each in a residual branch
+      -> ln_f -> lm_head (= wte.weight)           logits (B, T, vocab_size)
+
+Two placements of LayerNorm are offered (``GPTConfig.norm``):
+
+- ``"pre"`` (GPT-2, the default):  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+- ``"post"`` (the 2017 Transformer): x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))
+
+The final ``ln_f`` is kept in both, so the two differ only inside the blocks.
+Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
+:mod:`minigpt.hf` converts weights by name, transposing only HF's ``Conv1D``.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minigpt.attention import KVCache, MultiHeadAttention
+from minigpt.sampling import check_settings, sample_next
+
+__all__ = ["GPTConfig", "MLP", "Block", "GPT"]
+
+NORMS = ("pre", "post")
+
+
+@dataclass
+class GPTConfig:
+    """The sizes of a GPT. Checked when constructed, so a bad value fails here, not deep in a matmul.
+
+    vocab_size: number of token ids; block_size: the longest context (positions 0..block_size-1);
+    n_layer blocks of n_head heads; n_embd: the residual width C (a multiple of n_head);
+    dropout: probability in [0, 1); bias: biases in Linear and LayerNorm (GPT-2: True);
+    norm: "pre" (GPT-2) or "post" (the 2017 Transformer).
+    """
+
+    vocab_size: int
+    block_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    bias: bool = True
+    norm: str = "pre"
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig.n_embd={self.n_embd} must be divisible by n_head={self.n_head} "
+                             f"(each head gets n_embd // n_head dimensions); e.g. n_embd="
+                             f"{self.n_head * max(1, round(self.n_embd / self.n_head))}")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) \
+                or not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout must be a probability in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"GPTConfig.norm must be 'pre' (GPT-2) or 'post' (2017 Transformer), got {self.norm!r}")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        """The config from :meth:`to_dict`'s output; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig field(s) {unknown}; expected a subset of {sorted(known)} "
+                             "(was this saved by another program or another version?)")
+        return cls(**d)
+
+    @classmethod
+    def gpt2(cls) -> "GPTConfig":
+        """GPT-2 small (124M parameters): 12 layers, 12 heads, width 768, context 1024, 50257 tokens."""
+        return cls(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+
+
+def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network: C -> 4C -> GELU (tanh form, as GPT-2) -> C.
+
+    The same weights act on every position separately: (B, T, C) -> (B, T, C).
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """One Transformer block: causal multi-head attention, then the MLP, each with a residual.
+
+    ``norm="pre"``:  x + attn(ln_1(x)), then + mlp(ln_2(.)).
+    ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017 paper's formula.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.norm = config.norm
+        self.ln_1 = _layer_norm(config)
+        self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout)
+        self.ln_2 = _layer_norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new positions."""
+        if self.norm == "pre":
+            x = x + self.attn(self.ln_1(x), cache)
+            return x + self.mlp(self.ln_2(x))
+        x = self.ln_1(x + self.attn(x, cache))
+        return self.ln_2(x + self.mlp(x))
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights (B, n_head, T, T) this block computes for input x."""
+        return self.attn.attention_weights(self.ln_1(x) if self.norm == "pre" else x)
+
+
+class GPT(nn.Module):
+    """A GPT-2-layout language model. See the module docstring for the data flow."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}; "
+                            "e.g. GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))")
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=_layer_norm(config),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix embeds and un-embeds
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the two projections that
+        write into the residual stream (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 n_layer),
+        so the residual's variance does not grow with depth."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        for block in self.transformer.h:
+            nn.init.normal_(block.attn.c_proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(block.mlp.c_proj.weight, mean=0.0, std=residual_std)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """The number of parameters, the tied head counted once.
+
+        ``non_embedding=True`` leaves out the token and position embedding matrices (the count
+        scaling laws use, Kaplan et al. 2020).
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+        return n
+
+    def _check_idx(self, idx: torch.Tensor, name: str = "idx") -> None:
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
+            what = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
+            raise ValueError(f"{name} must be a LongTensor of shape (B, T), got {what}; "
+                             "for one sequence use torch.tensor([ids])")
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"{name} has {T} positions but block_size is {self.config.block_size}; "
+                             f"pass at most the last {self.config.block_size} tokens, e.g. "
+                             f"{name}[:, -{self.config.block_size}:]")
+        if T == 0:
+            raise ValueError(f"{name} is empty (T=0); pass at least one token")
+        low, high = idx.min().item(), idx.max().item()
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} contains token id {bad}, outside the vocabulary 0..{self.config.vocab_size - 1}; "
+                             "encode with the tokenizer this model was built for")
+
+    def _hidden(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Embeddings through the blocks and ln_f: (B, T) -> (B, T, C).
+
+        With ``caches`` (one KVCache per layer) the tokens sit at positions len(cache) onwards.
+        """
+        start = len(caches[0]) if caches else 0
+        pos = torch.arange(start, start + idx.size(1), device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, caches[i] if caches else None)
+        return self.transformer.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab_size) for every position, and the mean cross-entropy with
+        ``targets`` (B, T) when given (entries equal to -1 are ignored), else None."""
+        self._check_idx(idx)
+        logits = self.lm_head(self._hidden(idx))
+        if targets is None:
+            return logits, None
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
+        if targets.min().item() < -1 or targets.max().item() >= self.config.vocab_size:
+            raise ValueError(f"targets must hold token ids 0..{self.config.vocab_size - 1} or -1 (ignored), "
+                             f"got values from {targets.min().item()} to {targets.max().item()}")
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def new_caches(self) -> list[KVCache]:
+        """One empty key/value cache per layer, for :meth:`generate`."""
+        return [KVCache() for _ in self.transformer.h]
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None,
+                 generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T + max_new_tokens).
+
+        ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in :mod:`minigpt.sampling`;
+        ``generator`` makes sampling reproducible. The model runs in eval mode (no dropout)
+        and its previous mode is restored afterwards.
+
+        With ``use_cache`` the prompt is run once and each new token then costs one position:
+        the keys and values of earlier positions are kept in a KVCache per layer.
+
+        Context limit: the prompt may hold at most ``block_size`` tokens (longer is an error).
+        Once prompt + generated tokens exceed ``block_size``, the model sees the last
+        ``block_size`` tokens. Position embeddings are absolute, so sliding that window moves
+        every token to a new position and the cached keys and values no longer apply: the
+        cache is rebuilt from the cropped window, one full forward pass per new token from
+        then on. Cached and uncached generation therefore see the same context and give the
+        same tokens.
+        """
+        self._check_idx(idx, "prompt")
+        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        check_settings(temperature, top_k, top_p, self.config.vocab_size)
+        was_training = self.training
+        self.eval()
+        block_size = self.config.block_size
+        caches = None
+        try:
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    hidden = self._hidden(idx[:, -block_size:])
+                elif caches is None or len(caches[0]) >= block_size:  # first step, or the window slides
+                    caches = self.new_caches()
+                    hidden = self._hidden(idx[:, -block_size:], caches)
+                else:  # the cache holds every token but the newest
+                    hidden = self._hidden(idx[:, -1:], caches)
+                logits = self.lm_head(hidden[:, -1, :])
+                next_id = sample_next(logits, temperature, top_k, top_p, generator)
+                idx = torch.cat([idx, next_id], dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """The attention weights of every layer for ``idx`` (B, T): a list of n_layer
+        tensors (B, n_head, T, T), row i = how position i spreads its attention."""
+        self._check_idx(idx)
+        pos = torch.arange(idx.size(1), device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        maps = []
+        for block in self.transformer.h:
+            maps.append(block.attention_weights(x))
+            x = block(x)
+        return maps
