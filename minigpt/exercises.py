@@ -122,3 +122,57 @@ def check(fn: Callable, cases: list[Case], verbose: bool = True) -> Report:
 
 
 # Chapter checkers follow, one section per chapter, each built on check().
+
+
+# --- Self-attention and multi-head attention ---
+
+def _attention_cases() -> list[Case]:
+    """Reference cases for an attention function ``fn(q, k, v, mask=None) -> (out, weights)``.
+
+    Expected outputs come from PyTorch's fused ``F.scaled_dot_product_attention``
+    (which returns no weights), weights from the definition softmax(q k^T / sqrt(d_k)).
+    """
+    import math
+
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+
+    def reference(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), torch.softmax(scores, dim=-1)
+
+    def case(name, shape_q, shape_k, d_v, mask=None, scale=1.0):
+        q = torch.randn(*shape_q, generator=g, dtype=torch.float64) * scale
+        k = torch.randn(*shape_k, generator=g, dtype=torch.float64) * scale
+        v = torch.randn(*shape_k[:-1], d_v, generator=g, dtype=torch.float64)
+        args = (q, k, v) if mask is None else (q, k, v, mask)
+        return Case(name, args, reference(*args), atol=1e-8, rtol=1e-6)
+
+    T = 5
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    hand = Case("by hand: one query, two equally similar keys -> weights 1/2, 1/2",
+                (torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64),
+                 torch.tensor([[2.0], [4.0]], dtype=torch.float64)),
+                (torch.tensor([[3.0]], dtype=torch.float64), torch.tensor([[0.5, 0.5]], dtype=torch.float64)))
+    return [
+        hand,
+        case("one sequence (T, d_k), no mask", (T, 4), (T, 4), 4),
+        case("scaled by sqrt(d_k): d_k = 64", (T, 64), (T, 64), 3),
+        case("causal mask (T, T)", (T, 4), (T, 4), 4, mask=causal),
+        case("batch and heads (B, h, T, d_k) with a causal mask", (2, 3, T, 4), (2, 3, T, 4), 4, mask=causal),
+        case("T_q != T_k and d_v != d_k", (2, 3, 4), (2, 6, 4), 7),
+        case("large scores: softmax must not overflow", (T, 8), (T, 8), 2, scale=30.0),
+    ]
+
+
+def check_attention(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(q, k, v, mask=None) -> (out, weights)`` against the reference.
+
+    ``out = softmax(q k^T / sqrt(d_k)) v`` with masked scores (mask False) set to
+    -inf before the softmax; ``weights`` is the softmax itself. Shapes:
+    q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v), mask (T_q, T_k) bool.
+    """
+    return check(fn, _attention_cases(), verbose=verbose)

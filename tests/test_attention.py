@@ -234,3 +234,21 @@ def test_cache_reset_and_errors():
         cache.append(k, k[..., :2])
     cache.reset()
     assert len(cache) == 0
+
+
+# --- the reader's checker -----------------------------------------------------------------------
+
+def test_check_attention_passes_the_reference_and_catches_a_missing_scale(capsys):
+    from minigpt.exercises import check_attention
+
+    assert check_attention(scaled_dot_product_attention)
+
+    def unscaled(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, -1) @ v, torch.softmax(scores, -1)
+
+    report = check_attention(unscaled, verbose=False)
+    assert not report and "scaled by sqrt(d_k): d_k = 64" in report.failed
+    assert "7/7 cases passed" in capsys.readouterr().out
