@@ -1,0 +1,112 @@
+"""Moving weights between minigpt's GPT and Hugging Face's ``GPT2LMHeadModel``.
+
+The two share every parameter name (``transformer.h.0.attn.c_attn.weight`` ...).
+One difference: GPT-2 implements its projections with ``Conv1D``, which stores a
+weight of shape (in, out), while ``nn.Linear`` stores (out, in). So the weights
+of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way through; every
+other tensor is copied as is. ``transformers`` is imported only when a function
+here is called.
+
+    >>> gpt = from_hf("path/to/a/gpt2/folder")   # or a GPT2LMHeadModel
+    >>> hf_model = to_hf(gpt)                     # logits agree to ~1e-6
+"""
+
+from pathlib import Path
+
+import torch
+
+from minigpt.model import GPT, GPTConfig
+
+__all__ = ["from_hf", "to_hf", "CONV1D_SUFFIXES"]
+
+# parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out, in)
+CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+# activations that are the tanh approximation of GELU, which minigpt's MLP uses
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")
+
+
+def _is_conv1d(name: str) -> bool:
+    return name.endswith(CONV1D_SUFFIXES)
+
+
+def _check_hf_config(hf_config) -> None:
+    """Raise ValueError for any GPT-2 option minigpt's GPT does not implement."""
+    n_inner = hf_config.n_inner
+    problems = {
+        "activation_function": (hf_config.activation_function in TANH_GELUS,
+                                f"{hf_config.activation_function!r}, minigpt uses the tanh GELU ('gelu_new')"),
+        "n_inner": (n_inner in (None, 4 * hf_config.n_embd), f"{n_inner}, minigpt's MLP is 4 * n_embd wide"),
+        "layer_norm_epsilon": (hf_config.layer_norm_epsilon == 1e-5,
+                               f"{hf_config.layer_norm_epsilon}, minigpt uses 1e-5"),
+        "scale_attn_weights": (hf_config.scale_attn_weights, "False, minigpt scales by 1/sqrt(head_dim)"),
+        "scale_attn_by_inverse_layer_idx": (not hf_config.scale_attn_by_inverse_layer_idx,
+                                            "True, minigpt does not rescale by layer"),
+        "add_cross_attention": (not hf_config.add_cross_attention, "True, minigpt is decoder-only"),
+        "tie_word_embeddings": (getattr(hf_config, "tie_word_embeddings", True),
+                                "False, minigpt ties lm_head to wte"),
+    }
+    bad = [f"{name}={why}" for name, (ok, why) in problems.items() if not ok]
+    if bad:
+        raise ValueError("this GPT-2 configuration cannot be represented by minigpt's GPT: " + "; ".join(bad))
+
+
+def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
+    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (dropout chosen by the caller)."""
+    _check_hf_config(hf_config)
+    return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layer=hf_config.n_layer,
+                     n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=dropout, bias=True, norm="pre")
+
+
+def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
+    """A minigpt GPT holding the weights of a ``GPT2LMHeadModel`` (or of a folder saved by one).
+
+    ``dropout`` defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with its recipe.
+    The result is in eval mode.
+    """
+    from transformers import GPT2LMHeadModel
+
+    if isinstance(model_or_path, (str, Path)):
+        if not Path(model_or_path).is_dir():
+            raise FileNotFoundError(f"no folder at {model_or_path!s}: pass a GPT2LMHeadModel or a folder written "
+                                    "by save_pretrained (config.json + model.safetensors)")
+        model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
+    if not isinstance(model_or_path, GPT2LMHeadModel):
+        raise TypeError(f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
+                        f"got {type(model_or_path).__name__}")
+    gpt = GPT(config_from_hf(model_or_path.config, dropout))
+    hf_state = model_or_path.state_dict()
+    state = {}
+    for name in gpt.state_dict():
+        if name not in hf_state:
+            raise KeyError(f"GPT-2 state dict has no {name!r}; is this a GPT2LMHeadModel?")
+        tensor = hf_state[name]
+        state[name] = tensor.t() if _is_conv1d(name) else tensor
+    gpt.load_state_dict(state)
+    return gpt.eval()
+
+
+def to_hf(gpt: GPT):
+    """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval mode.
+
+    Only GPT-2's own layout converts: ``bias=True`` and ``norm="pre"``. The HF config
+    uses the last token id as its begin/end-of-text id (set it to your tokenizer's).
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = gpt.config
+    if not config.bias or config.norm != "pre":
+        raise ValueError(f"GPT-2 has biases and pre-LN blocks; this GPT has bias={config.bias}, "
+                         f"norm={config.norm!r}. Only GPTConfig(bias=True, norm='pre') converts to GPT2LMHeadModel")
+    hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
+                           n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
+                           resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+                           layer_norm_epsilon=1e-5, bos_token_id=config.vocab_size - 1,
+                           eos_token_id=config.vocab_size - 1, tie_word_embeddings=True)
+    hf_model = GPT2LMHeadModel(hf_config)
+    state = {name: (t.t() if _is_conv1d(name) else t) for name, t in gpt.state_dict().items()}
+    missing, unexpected = hf_model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if name != "lm_head.weight"]  # tied to wte, filled by it
+    if missing or unexpected:
+        raise RuntimeError(f"weight names did not line up: missing {missing}, unexpected {unexpected}")
+    hf_model.tie_weights()
+    return hf_model.to(gpt.transformer.wte.weight.device).eval()
