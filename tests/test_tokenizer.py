@@ -1,0 +1,229 @@
+"""minigpt.tokenizer: characters, byte-level BPE from scratch, and the tokenizers library.
+
+The from-scratch BPE is checked against the ``tokenizers`` library trained on the
+same text with the same pre-tokenization: the same merges in the same order, and
+the same tokens on held-out text.
+"""
+
+import json
+
+import pytest
+import torch
+from tokenizers.pre_tokenizers import ByteLevel
+
+from minigpt import data
+from minigpt.tokenizer import (EOT, BPETokenizer, CharTokenizer, HFBPETokenizer, get_pairs,
+                               gpt2_byte_order, load_tokenizer, merge, train_bpe)
+
+TEXTS = [
+    "hello world",
+    "自注意力机制 is self-attention",
+    "emoji 🤖🚀 and a zero-width joiner 👩‍💻",
+    "  leading, trailing and \t\n\n mixed   whitespace  ",
+    "naïve café, Ünïcödé; ½ ² Ⅻ",
+    "",
+]
+CORPUS = "the quick brown fox jumps over the lazy dog. " * 20 + "自注意力机制 自注意力 注意力 " * 10
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    """The first 100,000 characters of the default corpus (Tiny Shakespeare or, offline, pydocs),
+    and the 20,000 after them as held-out text."""
+    text = data.load_text(data.default_corpus())
+    return text[:100_000], text[100_000:120_000]
+
+
+def hf_strings(tok: BPETokenizer, ids) -> list[str]:
+    """The tokens' bytes written in the byte-to-unicode alphabet the library uses."""
+    byte_to_char = dict(zip(gpt2_byte_order(), sorted(ByteLevel.alphabet())))
+    return ["".join(byte_to_char[b] for b in tok.vocab[i]) for i in ids]
+
+
+# --- characters ---
+
+def test_char_roundtrip_and_ids():
+    tok = CharTokenizer.from_text("hello")
+    assert tok.vocab_size == 4 and tok.chars == ["e", "h", "l", "o"]
+    assert tok.encode("hello") == [1, 0, 2, 2, 3]
+    assert tok.decode(torch.tensor([1, 0, 2, 2, 3])) == "hello"
+
+
+def test_char_unknown_raises_naming_the_character():
+    tok = CharTokenizer.from_text("abc")
+    with pytest.raises(ValueError, match=r"character 'z' \(U\+007A\) at position 2 is not in the vocabulary.*unknown="):
+        tok.encode("abzc")
+
+
+def test_char_explicit_unknown_token():
+    tok = CharTokenizer.from_text("abc", unknown="?")
+    assert tok.vocab_size == 4
+    assert tok.decode(tok.encode("abzc")) == "ab?c"
+    with pytest.raises(ValueError, match="unknown must be a single character"):
+        CharTokenizer.from_text("abc", unknown="<unk>")
+
+
+def test_char_save_load(tmp_path):
+    tok = CharTokenizer.from_text("自注意力 ok", unknown="?")
+    path = tok.save(tmp_path / "chars.json")
+    for loaded in (CharTokenizer.load(path), load_tokenizer(path)):
+        assert isinstance(loaded, CharTokenizer) and loaded.chars == tok.chars and loaded.unknown == "?"
+    tok.save(tmp_path)  # a directory: tokenizer.json inside it
+    assert load_tokenizer(tmp_path).encode("ok") == tok.encode("ok")
+
+
+# --- bad input, every tokenizer ---
+
+@pytest.fixture(scope="module", params=["char", "bpe", "hf"])
+def any_tokenizer(request):
+    if request.param == "char":
+        return CharTokenizer.from_text(CORPUS)
+    if request.param == "bpe":
+        return BPETokenizer.train(CORPUS, 300)
+    return train_bpe(CORPUS, 300)
+
+
+@pytest.mark.parametrize("bad", [[-1], "vocab", torch.tensor([0, 99999])])
+def test_decode_ids_outside_vocabulary(any_tokenizer, bad):
+    ids = [any_tokenizer.vocab_size] if isinstance(bad, str) else bad
+    with pytest.raises(ValueError, match=r"token id -?\d+ is outside the vocabulary \(0\.\.\d+\)"):
+        any_tokenizer.decode(ids)
+
+
+def test_decode_rejects_non_integers_and_2d(any_tokenizer):
+    with pytest.raises(TypeError, match="token ids must be ints, got 1.5"):
+        any_tokenizer.decode([1.5])
+    with pytest.raises(ValueError, match="ids must be 1-D"):
+        any_tokenizer.decode(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_encode_rejects_non_strings(any_tokenizer):
+    with pytest.raises(TypeError, match="text must be a str, got bytes"):
+        any_tokenizer.encode(b"abc")
+
+
+@pytest.mark.parametrize("trainer", [CharTokenizer.from_text, lambda t: BPETokenizer.train(t, 300),
+                                     lambda t: train_bpe(t, 300)])
+def test_empty_training_text(trainer):
+    with pytest.raises(ValueError, match="training text is empty"):
+        trainer("")
+
+
+def test_byte_level_vocabulary_below_256():
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 256.*got 255"):
+        BPETokenizer.train(CORPUS, 255)
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 257.*got 256"):
+        train_bpe(CORPUS, 256)
+
+
+def test_load_wrong_kind(tmp_path):
+    path = CharTokenizer.from_text("abc").save(tmp_path / "t.json")
+    with pytest.raises(ValueError, match="kind 'char', not 'bpe'.*load_tokenizer"):
+        BPETokenizer.load(path)
+    (tmp_path / "x.json").write_text(json.dumps({"kind": "word"}))
+    with pytest.raises(ValueError, match="not a tokenizer saved by minigpt"):
+        load_tokenizer(tmp_path / "x.json")
+    with pytest.raises(FileNotFoundError, match="no tokenizer at"):
+        load_tokenizer(tmp_path / "missing.json")
+
+
+# --- BPE from scratch: the building blocks, by hand ---
+
+def test_get_pairs_and_merge_by_hand():
+    assert get_pairs([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    assert merge([5, 6, 6, 7, 5, 6], (5, 6), 99) == [99, 6, 7, 99]
+    assert merge([1, 1, 1, 1, 1], (1, 1), 2) == [2, 2, 1]  # left to right, no overlaps
+    assert merge([], (1, 1), 2) == []
+
+
+def test_gpt2_byte_order_is_a_permutation_with_printables_first():
+    order = gpt2_byte_order()
+    assert sorted(order) == list(range(256))
+    assert order[:3] == [ord("!"), ord('"'), ord("#")] and order[-1] == 173  # soft hyphen last
+
+
+def test_bpe_hand_worked_example():
+    """Wikipedia's "aaabdaaabac", kept as one chunk by the pattern ".+", worked by hand."""
+    tok = BPETokenizer.train("aaabdaaabac", 256 + 3, pattern=r".+")
+    a, b = tok.byte_to_id[ord("a")], tok.byte_to_id[ord("b")]
+    # 1. (a,a) occurs 4 times -> 256 "aa"; the text becomes aa a b d aa a b a c
+    # 2. (256,a) and (a,b) occur twice each: a tie, broken by the smaller ids -> 257 "ab"
+    # 3. the text is aa ab d aa ab a c: (256,257) occurs twice -> 258 "aaab"
+    assert list(tok.merges) == [(a, a), (a, b), (256, 257)]
+    assert [tok.vocab[i] for i in tok.merges.values()] == [b"aa", b"ab", b"aaab"]
+    assert tok.tokens("aaabdaaabac") == [b"aaab", b"d", b"aaab", b"a", b"c"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_bpe_roundtrips_any_unicode(text):
+    tok = BPETokenizer.train(CORPUS, 300)
+    assert tok.decode(tok.encode(text)) == text
+    assert b"".join(tok.tokens(text)) == text.encode("utf-8")
+
+
+def test_bpe_learns_chinese_merges():
+    tok = BPETokenizer.train(CORPUS, 300)
+    assert len(tok.encode("自注意力")) < len("自注意力".encode("utf-8"))
+
+
+def test_bpe_stops_and_warns_when_pairs_run_out():
+    with pytest.warns(UserWarning, match="ran out of pairs to merge: vocabulary has 258 tokens, not the 300"):
+        tok = BPETokenizer.train("abc", 300)
+    assert tok.vocab_size == 258
+
+
+def test_bpe_save_load(tmp_path):
+    tok = BPETokenizer.train(CORPUS, 300)
+    loaded = load_tokenizer(tok.save(tmp_path / "bpe.json"))
+    assert isinstance(loaded, BPETokenizer) and loaded.merges == tok.merges and loaded.vocab == tok.vocab
+
+
+# --- BPE from scratch against the tokenizers library ---
+
+def test_same_merges_as_the_library(shakespeare):
+    """The first 100,000 characters of the corpus, 300 merges: identical lists, in order."""
+    train, _ = shakespeare
+    ours = BPETokenizer.train(train, 256 + 300)
+    theirs = train_bpe(train, 1 + 256 + 300)  # + the end-of-text token
+    lib_merges = [tuple(m) for m in json.loads(theirs.tokenizer.to_str())["model"]["merges"]]
+    our_merges = [tuple(hf_strings(ours, pair)) for pair in ours.merges]
+    assert len(our_merges) == 300
+    assert our_merges == lib_merges
+
+
+def test_same_tokens_as_the_library_on_held_out_text(shakespeare):
+    train, held_out = shakespeare
+    ours, theirs = BPETokenizer.train(train, 512), train_bpe(train, 513)
+    assert hf_strings(ours, ours.encode(held_out)) == theirs.tokenizer.encode(held_out).tokens
+
+
+def test_same_merges_on_unicode_text():
+    ours, theirs = BPETokenizer.train(CORPUS + TEXTS[2] * 5, 320), train_bpe(CORPUS + TEXTS[2] * 5, 321)
+    lib_merges = [tuple(m) for m in json.loads(theirs.tokenizer.to_str())["model"]["merges"]]
+    assert [tuple(hf_strings(ours, p)) for p in ours.merges] == lib_merges
+
+
+# --- the library path ---
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_train_bpe_roundtrips(text):
+    tok = train_bpe(CORPUS, 300)
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_train_bpe_eot_and_save_load(tmp_path):
+    tok = train_bpe([CORPUS, "more text"], 300)
+    assert tok.vocab_size == 300 and tok.eot_id == tok.tokenizer.token_to_id(EOT)
+    assert tok.decode([tok.eot_id]) == EOT
+    path = tok.save(tmp_path / "tokenizer.json")
+    loaded = load_tokenizer(tmp_path)
+    assert isinstance(loaded, HFBPETokenizer) and loaded.encode(CORPUS) == tok.encode(CORPUS)
+
+
+def test_train_bpe_file_loads_in_transformers(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tok = train_bpe(CORPUS, 300)
+    path = tok.save(tmp_path / "tokenizer.json")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path))
+    text = "自注意力 the fox 🤖"
+    assert fast.encode(text) == tok.encode(text) and fast.decode(fast.encode(text)) == text
