@@ -7,6 +7,7 @@ read from and cached, one line each, with ``OK`` or the problem and its fix.
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 
 import torch
@@ -26,13 +27,9 @@ PACKAGES = [
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("+")[0].split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
+    """The leading numeric release of a version string: "2.13.0+cpu" -> (2, 13, 0)."""
+    match = re.match(r"\d+(\.\d+)*", text)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
 
 
 def check_package(name: str, minimum: str) -> tuple[bool, str]:

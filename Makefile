@@ -1,0 +1,68 @@
+# minigpt-book: `make book` to build the book, `make test` to test everything.
+# Both create .venv and install what they need on first use; after that they
+# work offline. `make help` lists every target.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB     := $(BIN)/jupyter-book
+# a cell may train a zoo model the first time (about 2-3 minutes on 2 cores)
+CELL_TIMEOUT := 300
+
+.DEFAULT_GOAL := help
+.PHONY: help install book test test-unit test-notebooks test-book bench lab clean check-python
+
+help:  ## list the targets
+	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
+	@echo "make book            execute every notebook and build the HTML book into _build/html"
+	@echo "make test            unit tests, every notebook as a test (nbval), the book with warnings as errors"
+	@echo "make test-unit       only the unit tests in tests/"
+	@echo "make test-notebooks  only the notebooks, executed by pytest --nbval-lax"
+	@echo "make test-book       only the book build from a clean cache with warnings as errors"
+	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
+	@echo "make lab             open the notebooks in JupyterLab"
+	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null || { \
+	  echo "error: minigpt-book needs Python >= 3.10, but '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo 'missing')."; \
+	  echo "       Install a newer Python and run e.g. 'make $(MAKECMDGOALS) PYTHON=python3.11'."; exit 1; }
+
+install: $(STAMP)  ## create .venv with the pinned requirements and minigpt
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml | check-python
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+book: install  ## build the book (notebooks run once, then come from the cache)
+	$(JB) build --keep-going .
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+test: install test-unit test-notebooks test-book  ## everything CI runs
+	@echo "make test: all passed"
+
+test-unit: install
+	$(BIN)/pytest tests
+
+test-notebooks: install
+	$(BIN)/pytest --nbval-lax --nbval-cell-timeout $(CELL_TIMEOUT) -p no:cacheprovider book
+
+test-book: install
+	$(JB) clean --all .
+	$(JB) build -W -n --keep-going .
+
+bench: install  ## run every benchmarks/bench_*.py (each prints ratios and writes results/*.json)
+	@set -e; for script in benchmarks/bench_*.py; do \
+	  echo "== $$script"; $(BIN)/python $$script; done
+	$(BIN)/python benchmarks/report.py
+
+lab: install
+	$(BIN)/jupyter lab book
+
+clean:
+	rm -rf _build

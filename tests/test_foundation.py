@@ -1,0 +1,122 @@
+"""minigpt's top-level helpers, the environment report, the exercise checker
+and the benchmark harness."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import minigpt
+from minigpt import env
+from minigpt.exercises import Case, check, compare
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
+import harness  # noqa: E402
+
+
+def test_set_seed_repeats_python_numpy_and_torch():
+    np = pytest.importorskip("numpy")
+    minigpt.set_seed(123)
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    minigpt.set_seed(123)
+    second = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[0] == second[0] and first[1] == second[1] and torch.equal(first[2], second[2])
+
+
+def test_set_seed_returns_a_seeded_generator():
+    g1, g2 = minigpt.set_seed(7), minigpt.set_seed(7)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True, None])
+def test_set_seed_rejects_bad_seeds(bad):
+    with pytest.raises(ValueError, match="non-negative int"):
+        minigpt.set_seed(bad)
+
+
+def test_default_device_is_available_here():
+    device = minigpt.default_device()
+    assert device in {"cpu", "cuda", "mps"}
+    torch.zeros(1, device=device)  # the device it names must work
+
+
+def test_env_report_marks_missing_and_old_packages():
+    ok, text = env.check_package("surely-not-installed-package-xyz", "1.0")
+    assert not ok and "not installed" in text
+    ok, text = env.check_package("pytest", "999.0")
+    assert not ok and "older than 999.0" in text
+    ok, _ = env.check_package("pytest", "1.0")
+    assert ok
+
+
+def test_version_tuple_ignores_local_tags():
+    assert env._version_tuple("2.13.0+cpu") == (2, 13, 0)
+    assert env._version_tuple("1.0.4.post1") == (1, 0, 4)
+
+
+def test_env_command_runs_and_prints_every_line():
+    result = subprocess.run([sys.executable, "-m", "minigpt", "env"], capture_output=True, text=True, timeout=120)
+    assert "torch" in result.stdout and "device" in result.stdout and "threads" in result.stdout
+    assert result.returncode in (0, 1)  # 1 only when some line reports a problem
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert all(line.startswith(("OK ", "BAD")) for line in lines), result.stdout
+
+
+def test_check_reports_pass_and_fail(capsys):
+    cases = [Case("adds", (1, 2), 3), Case("adds floats", (0.1, 0.2), 0.3), Case("wrong on purpose", (1, 1), 3)]
+    report = check(lambda a, b: a + b, cases)
+    assert report.passed == ["adds", "adds floats"] and list(report.failed) == ["wrong on purpose"]
+    assert not report.ok
+    out = capsys.readouterr().out
+    assert "PASS  adds" in out and "FAIL  wrong on purpose: got 2, expected 3" in out and "2/3 cases passed" in out
+
+
+def test_check_catches_exceptions_and_goes_on(capsys):
+    def broken(x):
+        if x == 0:
+            raise ZeroDivisionError("boom")
+        return x
+
+    report = check(broken, [Case("zero", (0,), 0), Case("one", (1,), 1)], verbose=False)
+    assert report.failed == {"zero": "raised ZeroDivisionError: boom"} and report.passed == ["one"]
+
+
+def test_compare_tensors_by_shape_and_value():
+    t = torch.tensor([1.0, 2.0])
+    assert compare(t, t.clone()) is None
+    assert "shape" in compare(torch.zeros(3), t)
+    assert "max abs difference" in compare(t + 1e-2, t)
+    assert compare(t + 1e-9, t) is None
+    assert "expected a tensor" in compare([1.0, 2.0], t)
+
+
+def test_compare_property_checks():
+    rows_sum_to_one = lambda r: None if torch.allclose(r.sum(-1), torch.ones(r.shape[0])) else "rows do not sum to one"
+    assert compare(torch.full((2, 4), 0.25), rows_sum_to_one) is None
+    assert compare(torch.ones(2, 4), rows_sum_to_one) == "rows do not sum to one"
+
+
+def test_check_rejects_a_result_instead_of_a_function():
+    with pytest.raises(TypeError, match="pass the function itself"):
+        check(3, [Case("x", (), 3)])
+    with pytest.raises(ValueError, match="at least one Case"):
+        check(abs, [])
+
+
+def test_harness_interleaves_and_computes_the_ratio(tmp_path, monkeypatch):
+    calls = []
+    result = harness.compare("toy", lambda: calls.append("a"), lambda: calls.append("b"), warmup=1, repeats=4)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert result.repeats == 4 and result.ratio == result.b_median_s / result.a_median_s
+    monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
+    path = harness.save("toy", [harness.row(result, size="tiny")])
+    data = __import__("json").loads(path.read_text())
+    assert data["rows"][0]["size"] == "tiny" and data["rows"][0]["ratio"] == result.ratio
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_harness_rejects_bad_repeats():
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        harness.compare("x", lambda: None, lambda: None, repeats=0)
