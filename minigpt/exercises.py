@@ -176,3 +176,47 @@ def check_attention(fn: Callable, verbose: bool = True) -> Report:
     q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v), mask (T_q, T_k) bool.
     """
     return check(fn, _attention_cases(), verbose=verbose)
+
+
+# --- Language models ---
+
+def check_add_k_smoothing(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(counts, k) -> probs``: add-k smoothing of one context's counts.
+
+    ``counts`` is a 1-D float tensor (how often each of V tokens followed the context);
+    the answer is ``(counts + k) / (counts.sum() + k * V)``, uniform when that is 0 / 0.
+    """
+    from minigpt.ngram import add_k
+
+    def case(name, counts, k):
+        counts = torch.tensor(counts, dtype=torch.float64)
+        return Case(name, (counts, k), add_k(counts, k), atol=1e-9)
+
+    return check(fn, [
+        Case("by hand: counts [3, 1, 0], k = 1 -> [4/7, 2/7, 1/7]",
+             (torch.tensor([3.0, 1.0, 0.0], dtype=torch.float64), 1.0),
+             torch.tensor([4 / 7, 2 / 7, 1 / 7], dtype=torch.float64), atol=1e-9),
+        case("k = 0 is the maximum-likelihood estimate", [3.0, 1.0, 0.0, 0.0], 0.0),
+        case("k = 0.5, a bigger vocabulary", [10.0, 0.0, 5.0, 2.0, 0.0, 1.0, 0.0, 7.0], 0.5),
+        case("an unseen context with k = 1: uniform", [0.0] * 5, 1.0),
+        case("large k pulls towards uniform", [100.0, 0.0, 0.0], 1000.0),
+    ], verbose=verbose)
+
+
+def check_merge(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(ids, pair, new_id) -> list[int]``: one BPE merge step, replacing every
+    occurrence of ``pair`` in ``ids``, left to right without overlaps, by ``new_id``."""
+    from minigpt.tokenizer import merge
+
+    def case(name, ids, pair, new_id):
+        return Case(name, (list(ids), pair, new_id), merge(list(ids), pair, new_id))
+
+    return check(fn, [
+        Case("by hand: [5, 6, 6, 7, 5, 6], (5, 6) -> [99, 6, 7, 99]", ([5, 6, 6, 7, 5, 6], (5, 6), 99), [99, 6, 7, 99]),
+        case("overlapping run: [1, 1, 1, 1, 1], (1, 1)", [1, 1, 1, 1, 1], (1, 1), 2),
+        case("pair absent: unchanged", [1, 2, 3], (3, 1), 9),
+        case("pair at the very end", [4, 1, 2], (1, 2), 300),
+        case("empty list", [], (1, 2), 300),
+        case("one token", [1], (1, 2), 300),
+        case("bytes of 'hello world', ('l', 'l')", list(b"hello world"), (108, 108), 256),
+    ], verbose=verbose)

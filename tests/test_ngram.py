@@ -125,3 +125,11 @@ def test_bad_ids():
         model.sample([0], 5)
     with pytest.raises(ValueError, match="num_tokens must be an int >= 0"):
         model.sample([0, 1], -1)
+
+
+def test_add_k_checker_passes_the_reference_and_fails_a_wrong_answer():
+    from minigpt.exercises import check_add_k_smoothing
+
+    assert check_add_k_smoothing(add_k, verbose=False)
+    wrong = check_add_k_smoothing(lambda c, k: (c + k) / (c.sum() + k), verbose=False)  # k once, not k * V
+    assert not wrong and "by hand: counts [3, 1, 0], k = 1 -> [4/7, 2/7, 1/7]" in wrong.failed

@@ -227,3 +227,15 @@ def test_train_bpe_file_loads_in_transformers(tmp_path):
     fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path))
     text = "自注意力 the fox 🤖"
     assert fast.encode(text) == tok.encode(text) and fast.decode(fast.encode(text)) == text
+
+
+def test_merge_checker_passes_the_reference_and_fails_overlapping_merges():
+    from minigpt.exercises import check_merge
+
+    assert check_merge(merge, verbose=False)
+
+    def replace_all_pairs(ids, pair, new_id):  # merges overlapping pairs: [1, 1, 1] -> [2, 2]
+        return [new_id if (a, b) == pair else a for a, b in zip(ids, ids[1:])] if len(ids) > 1 else list(ids)
+
+    report = check_merge(replace_all_pairs, verbose=False)
+    assert not report and "overlapping run: [1, 1, 1, 1, 1], (1, 1)" in report.failed
