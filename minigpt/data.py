@@ -227,7 +227,7 @@ def get_batch(data: torch.Tensor, block_size: int, batch_size: int,
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
     index = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
     windows = data[index]
-    x, y = windows[:, :-1], windows[:, 1:]
+    x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()  # contiguous: .view() works on them
     return x.to(device), y.to(device)
 
 

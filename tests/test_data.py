@@ -167,6 +167,7 @@ def test_get_batch_targets_are_inputs_shifted_by_one():
     ids = torch.randint(1000, (500,), generator=torch.Generator().manual_seed(1))
     x, y = data.get_batch(ids, block_size=8, batch_size=16, generator=torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (16, 8) and x.dtype == y.dtype == torch.long
+    assert x.is_contiguous() and y.is_contiguous()  # so y.view(-1) works, as in nanoGPT's loss
     starts = torch.randint(500 - 8, (16,), generator=torch.Generator().manual_seed(0))
     for b, i in enumerate(starts.tolist()):
         assert torch.equal(x[b], ids[i:i + 8]) and torch.equal(y[b], ids[i + 1:i + 9])
