@@ -155,6 +155,15 @@ def gpt2_byte_order() -> list[int]:
     return printable + [b for b in range(256) if b not in printable]
 
 
+def gpt2_byte_to_char() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte, the alphabet the ``tokenizers`` library
+    writes byte-level tokens in: printable bytes stand for themselves, the other 68
+    (control characters, space, ...) become ``chr(256)``, ``chr(257)``, ... (space is ``Ġ``)."""
+    order = gpt2_byte_order()
+    printable = 188  # 94 + 12 + 82 printable bytes come first in gpt2_byte_order()
+    return {b: chr(b) if i < printable else chr(256 + i - printable) for i, b in enumerate(order)}
+
+
 def get_pairs(ids: list[int]) -> Counter:
     """How often each adjacent pair occurs.
 
@@ -286,6 +295,10 @@ class BPETokenizer:
         """The bytes of each token of ``text``, to see how it was split."""
         return [self.vocab[i] for i in self.encode(text)]
 
+    def merge_list(self) -> list[tuple[bytes, bytes]]:
+        """The merges in the order learned, each as the pair of byte strings it joins."""
+        return [(self.vocab[a], self.vocab[b]) for a, b in self.merges]
+
     def save(self, path) -> Path:
         merges = [[a, b, new_id] for (a, b), new_id in self.merges.items()]
         return _write_json(_file(path), {"kind": "bpe", "pattern": self.pattern, "merges": merges})
@@ -321,6 +334,21 @@ class HFBPETokenizer:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(_id_list(ids, self.vocab_size), skip_special_tokens=False)
+
+    def tokens(self, text: str) -> list[bytes]:
+        """The bytes of each token of ``text`` (comparable with :meth:`BPETokenizer.tokens`)."""
+        return [self._to_bytes(token) for token in self.tokenizer.encode(text).tokens]
+
+    def merge_list(self) -> list[tuple[bytes, bytes]]:
+        """The merges in the order learned, each as the pair of byte strings it joins."""
+        merges = json.loads(self.tokenizer.to_str())["model"]["merges"]
+        pairs = [m.split(" ") if isinstance(m, str) else m for m in merges]  # older files: "a b"
+        return [(self._to_bytes(a), self._to_bytes(b)) for a, b in pairs]
+
+    @staticmethod
+    def _to_bytes(token: str) -> bytes:
+        byte_of = {c: b for b, c in gpt2_byte_to_char().items()}
+        return bytes(byte_of[c] for c in token)
 
     def save(self, path) -> Path:
         path = _file(path)

@@ -6,14 +6,16 @@ the same tokens on held-out text.
 """
 
 import json
+from collections import Counter
 
 import pytest
+import regex
 import torch
 from tokenizers.pre_tokenizers import ByteLevel
 
 from minigpt import data
-from minigpt.tokenizer import (EOT, BPETokenizer, CharTokenizer, HFBPETokenizer, get_pairs,
-                               gpt2_byte_order, load_tokenizer, merge, train_bpe)
+from minigpt.tokenizer import (EOT, GPT2_PATTERN, BPETokenizer, CharTokenizer, HFBPETokenizer, get_pairs,
+                               gpt2_byte_order, gpt2_byte_to_char, load_tokenizer, merge, train_bpe)
 
 TEXTS = [
     "hello world",
@@ -34,10 +36,12 @@ def shakespeare():
     return text[:100_000], text[100_000:120_000]
 
 
-def hf_strings(tok: BPETokenizer, ids) -> list[str]:
-    """The tokens' bytes written in the byte-to-unicode alphabet the library uses."""
-    byte_to_char = dict(zip(gpt2_byte_order(), sorted(ByteLevel.alphabet())))
-    return ["".join(byte_to_char[b] for b in tok.vocab[i]) for i in ids]
+def test_byte_to_char_is_the_librarys_alphabet():
+    byte_to_char = gpt2_byte_to_char()
+    assert sorted(byte_to_char.values()) == sorted(ByteLevel.alphabet())
+    assert byte_to_char[ord(" ")] == "Ġ" and byte_to_char[ord("A")] == "A"
+    # the library's ids for the 256 bytes follow the characters' code points, i.e. gpt2_byte_order()
+    assert [byte_to_char[b] for b in gpt2_byte_order()] == sorted(ByteLevel.alphabet())
 
 
 # --- characters ---
@@ -185,22 +189,25 @@ def test_same_merges_as_the_library(shakespeare):
     train, _ = shakespeare
     ours = BPETokenizer.train(train, 256 + 300)
     theirs = train_bpe(train, 1 + 256 + 300)  # + the end-of-text token
-    lib_merges = [tuple(m) for m in json.loads(theirs.tokenizer.to_str())["model"]["merges"]]
-    our_merges = [tuple(hf_strings(ours, pair)) for pair in ours.merges]
-    assert len(our_merges) == 300
-    assert our_merges == lib_merges
+    assert len(ours.merge_list()) == 300
+    assert ours.merge_list() == theirs.merge_list()
+    # independently: the first merge is the most frequent byte pair inside GPT-2's chunks
+    pairs = Counter(p for chunk in regex.findall(GPT2_PATTERN, train) for p in zip(chunk.encode(), chunk.encode()[1:]))
+    (a, b), _ = pairs.most_common(1)[0]
+    assert theirs.merge_list()[0] == (bytes([a]), bytes([b]))
 
 
 def test_same_tokens_as_the_library_on_held_out_text(shakespeare):
     train, held_out = shakespeare
     ours, theirs = BPETokenizer.train(train, 512), train_bpe(train, 513)
-    assert hf_strings(ours, ours.encode(held_out)) == theirs.tokenizer.encode(held_out).tokens
+    assert ours.tokens(held_out) == theirs.tokens(held_out)
 
 
 def test_same_merges_on_unicode_text():
-    ours, theirs = BPETokenizer.train(CORPUS + TEXTS[2] * 5, 320), train_bpe(CORPUS + TEXTS[2] * 5, 321)
-    lib_merges = [tuple(m) for m in json.loads(theirs.tokenizer.to_str())["model"]["merges"]]
-    assert [tuple(hf_strings(ours, p)) for p in ours.merges] == lib_merges
+    text = CORPUS + TEXTS[2] * 5
+    ours, theirs = BPETokenizer.train(text, 320), train_bpe(text, 321)
+    assert ours.merge_list() == theirs.merge_list()
+    assert ours.tokens(TEXTS[1]) == theirs.tokens(TEXTS[1])
 
 
 # --- the library path ---
