@@ -1,0 +1,178 @@
+"""The ``train`` and ``sample`` commands of ``python -m minigpt``.
+
+    python -m minigpt train --preset shakespeare-char --out-dir runs/shakespeare
+    python -m minigpt train --out-dir runs/shakespeare --resume --max-iters 4000
+    torchrun --nproc-per-node 2 -m minigpt train --preset shakespeare-char --out-dir runs/ddp
+    python -m minigpt sample --checkpoint runs/shakespeare --prompt "ROMEO:"
+
+Settings are layered: TrainConfig's defaults, then the preset, then the flags
+you pass. ``--resume`` continues the checkpoint in ``--out-dir`` with its own
+model, tokenizer and settings (flags may change ``--max-iters`` and the
+evaluation and checkpoint intervals).
+"""
+
+import argparse
+import os
+from dataclasses import fields
+
+from minigpt.train import TrainConfig
+
+PRESETS = {
+    # nanoGPT's CPU run on Tiny Shakespeare characters (block 64, batch 12, 4 x 4 x 128, 2000 steps)
+    "shakespeare-char": {"tokenizer": "char",
+                         "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+                         "train": {"batch_size": 12, "max_iters": 2000}},
+    # a model that trains in seconds: for trying the command and for tests
+    "tiny": {"tokenizer": "char",
+             "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
+             "train": {"batch_size": 16, "max_iters": 200, "eval_interval": 50}},
+}
+
+MODEL_FLAGS = {
+    "block_size": (int, "context length in tokens"),
+    "n_layer": (int, "number of Transformer blocks"),
+    "n_head": (int, "attention heads per block"),
+    "n_embd": (int, "width of the residual stream"),
+    "dropout": (float, "dropout probability"),
+}
+
+TRAIN_HELP = {
+    "max_iters": "optimizer steps in all",
+    "batch_size": "sequences per step and process",
+    "grad_accum_steps": "micro-batches averaged per optimizer step",
+    "learning_rate": "peak learning rate",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_iters": "steps of linear warm-up",
+    "lr_decay_iters": "step where the cosine reaches min_lr (default: max_iters)",
+    "beta1": "AdamW beta1",
+    "beta2": "AdamW beta2",
+    "weight_decay": "AdamW weight decay on matrices",
+    "grad_clip": "clip the gradient norm to this (0: off)",
+    "eval_interval": "steps between validations on the full validation split (0: end only)",
+    "eval_batch_size": "windows per forward pass during validation",
+    "checkpoint_interval": "steps between checkpoints (0: end only)",
+    "seed": "seed of the batch sampler and dropout",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "dtype": "auto (bfloat16 autocast on CUDA), float32 or bfloat16",
+}
+RESUME_OVERRIDES = ("max_iters", "eval_interval", "checkpoint_interval", "progress", "device")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    source = data.add_mutually_exclusive_group()
+    source.add_argument("--corpus", help="corpus name for minigpt.data.load_text (default: minigpt.data.default_corpus())")
+    source.add_argument("--text-file", help="train on this UTF-8 text file instead of a named corpus")
+    data.add_argument("--tokenizer", choices=("char", "bpe"), help="characters, or byte-level BPE (default: the preset's)")
+    data.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size (default: %(default)s)")
+    data.add_argument("--val-fraction", type=float, default=0.1, help="last fraction held out (default: %(default)s)")
+    model = parser.add_argument_group("model (GPT-2 layout)")
+    model.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char",
+                       help="model size and training length to start from (default: %(default)s)")
+    for name, (kind, text) in MODEL_FLAGS.items():
+        model.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    run = parser.add_argument_group("training (defaults: TrainConfig, then the preset)")
+    for f in fields(TrainConfig):
+        if f.name in TRAIN_HELP:
+            kind = {"learning_rate": float, "min_lr": float}.get(f.name) or type(f.default)
+            kind = int if f.name == "lr_decay_iters" else kind
+            flag = "--lr" if f.name == "learning_rate" else "--" + f.name.replace("_", "-")
+            run.add_argument(flag, dest=f.name, type=kind, help=f"{TRAIN_HELP[f.name]} (default: {f.default})")
+    run.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    run.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out-dir", required=True, help="checkpoint folder (written atomically)")
+    out.add_argument("--resume", action="store_true", help="continue the checkpoint in --out-dir exactly")
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a folder written by `python -m minigpt train`")
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default: %(default)s)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, help="sample only from the k most likely tokens")
+    parser.add_argument("--top-p", type=float, help="sample only from the smallest set with probability >= p")
+    parser.add_argument("--num-samples", type=int, default=1, help="independent samples (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: %(default)s)")
+
+
+def _flags(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _encode_corpus(args, tokenizer=None, kind="char"):
+    """The corpus as token ids, with the tokenizer (trained here unless given)."""
+    import torch
+
+    from minigpt.data import default_corpus, load_text, train_val_split
+    from minigpt.tokenizer import CharTokenizer, train_bpe
+
+    if args.text_file:
+        with open(args.text_file, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = load_text(args.corpus or default_corpus())
+    if tokenizer is None:
+        tokenizer = CharTokenizer.from_text(text) if kind == "char" else train_bpe(text, args.vocab_size)
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    return tokenizer, train_val_split(ids, args.val_fraction)
+
+
+def run_train(args) -> int:
+    import minigpt
+    from minigpt import checkpoint
+    from minigpt.model import GPT, GPTConfig
+    from minigpt.train import train
+
+    train_flags = _flags(args, [f.name for f in fields(TrainConfig)])
+    train_flags["out_dir"] = args.out_dir
+    if args.resume:
+        model, tokenizer, state = checkpoint.load(args.out_dir)
+        if state is None:
+            raise SystemExit(f"{args.out_dir} holds no train state to resume; train it with `minigpt train`")
+        asked = _flags(args, MODEL_FLAGS)
+        differ = {k: v for k, v in asked.items() if getattr(model.config, k) != v}
+        if differ:
+            raise SystemExit(f"--resume keeps the checkpoint's model; it has "
+                             f"{ {k: getattr(model.config, k) for k in differ} }, you asked for {differ}")
+        ignored = sorted(set(train_flags) - set(RESUME_OVERRIDES) - {"out_dir"})
+        if ignored:
+            raise SystemExit(f"--resume continues with the checkpoint's settings; only "
+                             f"{', '.join(RESUME_OVERRIDES)} may change, not {', '.join(ignored)}")
+        config = TrainConfig.from_dict({**state["train_config"], **train_flags})
+        tokenizer, data = _encode_corpus(args, tokenizer)
+    else:
+        preset = PRESETS[args.preset]
+        tokenizer, data = _encode_corpus(args, kind=args.tokenizer or preset["tokenizer"])
+        model_config = GPTConfig(vocab_size=tokenizer.vocab_size, **{**preset["model"], **_flags(args, MODEL_FLAGS)})
+        config = TrainConfig(**{**preset["train"], **train_flags})
+        minigpt.set_seed(config.seed)  # the initial weights repeat too
+        model, state = GPT(model_config), None
+    history = train(model, data, config, tokenizer=tokenizer, resume=state)
+    if int(os.environ.get("RANK", "0")) == 0:
+        final = f"{history['val_loss'][-1]:.4f}" if history["val_loss"] else "n/a"
+        print(f"step {history['step'][-1] if history['step'] else 0}: validation loss {final} "
+              f"(full split); checkpoint in {args.out_dir}")
+    return 0
+
+
+def run_sample(args) -> int:
+    import torch
+
+    from minigpt import checkpoint
+
+    model, tokenizer, _ = checkpoint.load(args.checkpoint, device=args.device)
+    if tokenizer is None:
+        raise SystemExit(f"{args.checkpoint} has no tokenizer saved, so text cannot be encoded; "
+                         f"save it with checkpoint.save(path, model, tokenizer)")
+    model.eval()
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    prompt = torch.tensor([tokenizer.encode(args.prompt)], dtype=torch.long, device=args.device)
+    for i in range(args.num_samples):
+        out = model.generate(prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             top_p=args.top_p, generator=generator)
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        print(tokenizer.decode(out[0].tolist()))
+    return 0

@@ -1,0 +1,187 @@
+"""minigpt.train: config checks, schedule, optimizer groups, full-split evaluation, the loop itself.
+
+Every model here is tiny, so the file runs in seconds on two cores.
+"""
+
+import math
+
+import pytest
+import torch
+
+from minigpt.data import load_text, train_val_split
+from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import CharTokenizer
+from minigpt.train import TrainConfig, evaluate, lr_at, make_optimizer, train
+
+QUIET = dict(progress=False, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread beats two, which mostly wait on each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(vocab_size=16, block_size=8, dropout=0.0, seed=0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=1, n_head=2, n_embd=16,
+                         dropout=dropout))
+
+
+def toy_data(n=400, vocab_size=16):
+    ids = torch.randint(vocab_size, (n,), generator=torch.Generator().manual_seed(1))
+    return ids[: n * 3 // 4], ids[n * 3 // 4:]
+
+
+# --- configuration -----------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_iters=0), "max_iters must be a positive int.*zero iterations"),
+    (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(device="tpu"), "unknown device 'tpu'"),
+    (dict(dtype="float8"), "unknown dtype 'float8'"),
+    (dict(learning_rate=0.0), "learning_rate must be > 0"),
+    (dict(min_lr=1.0), r"min_lr must lie in \[0, learning_rate"),
+    (dict(beta2=1.0), r"beta2 must lie in \[0, 1\)"),
+    (dict(warmup_iters=-1), "warmup_iters must be an int >= 0"),
+    (dict(block_size=0), "block_size must be a positive int or None"),
+])
+def test_config_rejects_values_that_cannot_work(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_config_round_trips_through_a_dict_and_rejects_unknown_keys():
+    config = TrainConfig(max_iters=7, learning_rate=3e-3)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field\(s\) \['lr'\]"):
+        TrainConfig.from_dict({"lr": 1e-3})
+
+
+def test_bad_data_fails_before_training_starts():
+    model = tiny_model(block_size=8)
+    train_ids, val_ids = toy_data()
+    with pytest.raises(ValueError, match="block_size=8 needs at least 9 training tokens, got 5"):
+        train(model, (train_ids[:5], val_ids), TrainConfig(max_iters=1, **QUIET))
+    with pytest.raises(ValueError, match="batch_size=30 .* larger than the 12 distinct windows"):
+        train(model, (train_ids[:20], val_ids), TrainConfig(max_iters=1, batch_size=30, **QUIET))
+    with pytest.raises(ValueError, match="block_size=16 exceeds the model's context of 8"):
+        train(model, (train_ids, val_ids), TrainConfig(max_iters=1, block_size=16, **QUIET))
+    with pytest.raises(ValueError, match="train data must be a 1-D LongTensor"):
+        train(model, (train_ids.float(), val_ids), TrainConfig(max_iters=1, **QUIET))
+    with pytest.raises(ValueError, match=r"data must be a pair \(train_ids, val_ids\)"):
+        train(model, train_ids, TrainConfig(max_iters=1, **QUIET))
+
+
+def test_unavailable_device_names_the_fix():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available here; use device='cpu'"):
+        train(tiny_model(), toy_data(), TrainConfig(max_iters=1, device="cuda", progress=False))
+
+
+# --- schedule and optimizer ----------------------------------------------------
+
+def test_learning_rate_warms_up_linearly_then_follows_a_half_cosine():
+    c = TrainConfig(learning_rate=1.0, min_lr=0.1, warmup_iters=4, max_iters=104)
+    assert [lr_at(t, c) for t in range(4)] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert lr_at(4, c) == pytest.approx(1.0)                       # r = 0: the peak
+    assert lr_at(54, c) == pytest.approx(0.1 + 0.9 * 0.5)          # r = 1/2: cos = 0, halfway
+    assert lr_at(104, c) == pytest.approx(0.1) == lr_at(500, c)    # r >= 1: min_lr
+    lrs = [lr_at(t, c) for t in range(4, 105)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_weight_decay_applies_to_matrices_only_and_tied_weights_once():
+    model = tiny_model()
+    decay, no_decay = make_optimizer(model, TrainConfig(weight_decay=0.1)).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}  # named_parameters lists the tied matrix once
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert sorted(names[id(p)] for p in decay["params"]) == sorted(
+        n for n, p in model.named_parameters() if p.dim() >= 2)
+    assert all(names[id(p)].endswith(("bias", "ln_1.weight", "ln_2.weight", "ln_f.weight"))
+               for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+# --- evaluation ------------------------------------------------------------------
+
+def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
+    model = tiny_model(block_size=8).eval()
+    ids = torch.randint(16, (27,), generator=torch.Generator().manual_seed(2))  # 26 targets: 3 windows of 8, tail 2
+    # independent reference: sum the per-token losses window by window
+    total = 0.0
+    for start in range(0, 26, 8):
+        x, y = ids[start:min(start + 8, 26)], ids[start + 1:min(start + 9, 27)]
+        logits, _ = model(x[None])
+        total += torch.nn.functional.cross_entropy(logits[0], y, reduction="sum").item()
+    expected = total / 26
+    assert evaluate(model, ids, block_size=8, batch_size=2) == pytest.approx(expected, rel=1e-6)
+    assert evaluate(model, ids, block_size=8, batch_size=64) == pytest.approx(expected, rel=1e-6)
+
+
+def test_evaluate_is_deterministic_and_restores_training_mode():
+    model = tiny_model(dropout=0.5).train()
+    ids = toy_data()[1]
+    assert evaluate(model, ids, 8) == evaluate(model, ids, 8)   # no dropout, no random windows
+    assert model.training
+    with pytest.raises(ValueError, match="at least 2 token ids"):
+        evaluate(model, ids[:1], 8)
+
+
+# --- the loop ------------------------------------------------------------------------
+
+def test_history_records_every_step_and_each_validation():
+    history = train(tiny_model(), toy_data(), TrainConfig(max_iters=5, batch_size=4, eval_interval=2, **QUIET))
+    assert history["step"] == [1, 2, 3, 4, 5]
+    assert history["val_step"] == [0, 2, 4, 5]
+    assert len(history["train_loss"]) == len(history["lr"]) == 5
+    assert all(math.isfinite(v) for v in history["train_loss"] + history["val_loss"])
+
+
+def test_a_seeded_run_repeats_exactly():
+    config = TrainConfig(max_iters=4, batch_size=4, eval_interval=2, seed=3, **QUIET)
+    first = train(tiny_model(dropout=0.1), toy_data(), config)
+    second = train(tiny_model(dropout=0.1), toy_data(), config)
+    assert first == second
+
+
+def test_gradient_accumulation_equals_one_batch_of_the_summed_size():
+    """Two micro-batches of 4 draw the same 8 windows as one batch of 8, so the steps agree."""
+    a, b = tiny_model(), tiny_model()
+    common = dict(max_iters=3, eval_interval=0, **QUIET)
+    ha = train(a, toy_data(), TrainConfig(batch_size=4, grad_accum_steps=2, **common))
+    hb = train(b, toy_data(), TrainConfig(batch_size=8, **common))
+    assert ha["train_loss"] == pytest.approx(hb["train_loss"], abs=1e-6)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_callback_sees_every_step_and_can_stop_training():
+    seen = []
+
+    def stop_at_three(step, model, history):
+        seen.append((step, len(history["train_loss"])))
+        return step == 3
+
+    history = train(tiny_model(), toy_data(), TrainConfig(max_iters=10, batch_size=4, **QUIET),
+                    callback=stop_at_three)
+    assert seen == [(1, 1), (2, 2), (3, 3)]
+    assert history["step"] == [1, 2, 3]
+
+
+def test_a_tiny_model_learns_shakespeare_beyond_what_no_training_gives():
+    """A regression test for the model and the loop together: 1 nat below uniform guessing."""
+    text = load_text("tinyshakespeare")[:60_000]
+    tokenizer = CharTokenizer.from_text(text)
+    train_ids, val_ids = train_val_split(torch.tensor(tokenizer.encode(text)))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=32))
+    history = train(model, (train_ids, val_ids), TrainConfig(
+        max_iters=150, batch_size=16, learning_rate=1e-2, min_lr=1e-3, warmup_iters=5, eval_interval=150, **QUIET))
+    uniform = math.log(tokenizer.vocab_size)
+    assert history["val_loss"][0] == pytest.approx(uniform, abs=0.1)   # untrained: close to uniform
+    assert history["val_loss"][-1] <= uniform - 1.0, history["val_loss"]
