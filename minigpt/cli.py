@@ -120,6 +120,14 @@ def _encode_corpus(args, tokenizer=None, kind="char"):
 
 
 def run_train(args) -> int:
+    """Train as ``args`` say; a setting that cannot work exits with its message (no traceback)."""
+    try:
+        return _train(args)
+    except ValueError as err:  # includes CheckpointError
+        raise SystemExit(f"minigpt train: error: {err}") from err
+
+
+def _train(args) -> int:
     import minigpt
     from minigpt import checkpoint
     from minigpt.model import GPT, GPTConfig
@@ -158,6 +166,14 @@ def run_train(args) -> int:
 
 
 def run_sample(args) -> int:
+    """Print samples as ``args`` say; bad input exits with its message (no traceback)."""
+    try:
+        return _sample(args)
+    except ValueError as err:
+        raise SystemExit(f"minigpt sample: error: {err}") from err
+
+
+def _sample(args) -> int:
     import torch
 
     from minigpt import checkpoint

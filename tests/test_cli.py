@@ -1,0 +1,86 @@
+"""``python -m minigpt train`` and ``sample``: help, a tiny run, exact resume, sampling, refusals."""
+
+import pytest
+import torch
+
+from minigpt import checkpoint
+from minigpt.__main__ import main
+
+TINY = ["--preset", "tiny", "--block-size", "16", "--n-layer", "1", "--n-embd", "16", "--batch-size", "4",
+        "--eval-interval", "5", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The model is tiny: one thread beats two, which mostly wait on each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 30)
+    return str(path)
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("train", ["--out-dir", "--resume", "--preset", "--text-file", "--lr", "torchrun"]),
+    ("sample", ["--checkpoint", "--prompt", "--temperature", "--top-k"]),
+])
+def test_help_lists_the_options(command, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in expected), out
+
+
+def test_train_resume_and_sample(tmp_path, corpus, capsys):
+    # train to 10, resume to 15, and compare with a run that went to 15 in one go (the cosine's
+    # length defaults to max_iters, so both fix it with --lr-decay-iters 15)
+    out, decay = str(tmp_path / "run"), ["--lr-decay-iters", "15"]
+    assert main(["train", "--text-file", corpus, *TINY, *decay, "--max-iters", "10", "--out-dir", out]) == 0
+    _, _, state = checkpoint.load(out)
+    assert state["step"] == 10 and state["train_config"]["max_iters"] == 10
+    assert main(["train", "--text-file", corpus, "--out-dir", out, "--resume", "--max-iters", "15"]) == 0
+    whole = str(tmp_path / "whole")
+    main(["train", "--text-file", corpus, *TINY, *decay, "--max-iters", "15", "--out-dir", whole])
+    _, _, resumed = checkpoint.load(out)
+    _, _, straight = checkpoint.load(whole)
+    assert resumed["step"] == 15
+    assert resumed["history"]["train_loss"] == straight["history"]["train_loss"]
+    assert "step 15: validation loss" in capsys.readouterr().out
+
+    assert main(["sample", "--checkpoint", out, "--prompt", "All:", "--max-new-tokens", "20", "--seed", "1"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("All:") and len(first.rstrip("\n")) >= len("All:")
+    main(["sample", "--checkpoint", out, "--prompt", "All:", "--max-new-tokens", "20", "--seed", "1"])
+    assert capsys.readouterr().out == first   # a seeded sample repeats
+
+
+def test_resume_refuses_to_change_the_model_or_the_recipe(tmp_path, corpus):
+    out = str(tmp_path / "run")
+    main(["train", "--text-file", corpus, *TINY, "--max-iters", "2", "--out-dir", out])
+    with pytest.raises(SystemExit, match="only max_iters, .* may change, not learning_rate"):
+        main(["train", "--text-file", corpus, "--out-dir", out, "--resume", "--lr", "0.1"])
+    with pytest.raises(SystemExit, match=r"--resume keeps the checkpoint's model; it has \{'n_embd': 16\}"):
+        main(["train", "--text-file", corpus, "--out-dir", out, "--resume", "--n-embd", "32"])
+
+
+def test_sample_needs_a_saved_tokenizer(tmp_path):
+    from minigpt.model import GPT, GPTConfig
+    checkpoint.save(tmp_path / "ck", GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4)))
+    with pytest.raises(SystemExit, match="has no tokenizer saved"):
+        main(["sample", "--checkpoint", str(tmp_path / "ck")])
+
+
+def test_bad_settings_fail_before_training(tmp_path, corpus):
+    with pytest.raises(SystemExit, match="error: TrainConfig.max_iters must be a positive int"):
+        main(["train", "--text-file", corpus, *TINY, "--max-iters", "0", "--out-dir", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="error: unknown device 'gpu'"):
+        main(["train", "--text-file", corpus, *TINY, "--device", "gpu", "--out-dir", str(tmp_path / "r")])
+    with pytest.raises(SystemExit):   # argparse: exit code 2 and the choices listed
+        main(["train", "--preset", "huge", "--out-dir", str(tmp_path / "r")])
