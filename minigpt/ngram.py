@@ -25,14 +25,15 @@ import torch
 def add_k(counts: torch.Tensor, k: float) -> torch.Tensor:
     """Probabilities from the counts of each continuation after one context, with add-k smoothing.
 
+    ``counts`` has shape (V,) or (contexts, V); each row becomes a distribution.
+
     >>> add_k(torch.tensor([3.0, 1.0, 0.0]), k=1.0).tolist()  # (3+1)/7, (1+1)/7, (0+1)/7
     [0.5714285714285714, 0.2857142857142857, 0.14285714285714285]
     """
     counts = counts.to(torch.float64) + k
     total = counts.sum(-1, keepdim=True)
-    if (total == 0).any():
-        return torch.full_like(counts, 1.0 / counts.shape[-1])  # no evidence and k = 0: uniform
-    return counts / total
+    # no evidence and k = 0 (0 / 0): uniform
+    return torch.where(total > 0, counts / total, torch.tensor(1.0 / counts.shape[-1], dtype=torch.float64))
 
 
 def nats_to_bits(nats: float) -> float:

@@ -164,6 +164,9 @@ def gpt2_byte_to_char() -> dict[int, str]:
     return {b: chr(b) if i < printable else chr(256 + i - printable) for i, b in enumerate(order)}
 
 
+_BYTE_OF_CHAR = {c: b for b, c in gpt2_byte_to_char().items()}
+
+
 def get_pairs(ids: list[int]) -> Counter:
     """How often each adjacent pair occurs.
 
@@ -347,8 +350,7 @@ class HFBPETokenizer:
 
     @staticmethod
     def _to_bytes(token: str) -> bytes:
-        byte_of = {c: b for b, c in gpt2_byte_to_char().items()}
-        return bytes(byte_of[c] for c in token)
+        return bytes(_BYTE_OF_CHAR[c] for c in token)
 
     def save(self, path) -> Path:
         path = _file(path)

@@ -85,6 +85,8 @@ def test_add_k_by_hand():
     assert add_k(torch.tensor([3.0, 1.0, 0.0]), 1.0).tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7])
     assert add_k(torch.tensor([3.0, 1.0, 0.0]), 0.0).tolist() == pytest.approx([0.75, 0.25, 0.0])
     assert add_k(torch.zeros(4), 0.0).tolist() == pytest.approx([0.25] * 4)
+    rows = add_k(torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 0.0)  # row by row
+    assert torch.allclose(rows, torch.tensor([[0.75, 0.25, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=torch.float64))
 
 
 def test_sampling_repeats_and_follows_the_counts():
