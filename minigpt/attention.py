@@ -82,6 +82,23 @@ def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
                          f"{tuple(scores_shape)} (..., T_q, T_k); pass a (T_q, T_k) mask such as causal_mask(T)")
 
 
+def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != width:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (B, T, {width_name}={width}), got {shape}; "
+                         "add a batch dimension with x.unsqueeze(0) if you have one sequence")
+
+
+def _check_heads(n_embd: int, n_head: int) -> None:
+    for name, value in (("n_embd", n_embd), ("n_head", n_head)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if n_embd % n_head:
+        divisors = [h for h in range(1, n_embd + 1) if n_embd % h == 0]
+        raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets n_embd // n_head "
+                         f"dimensions; choose n_head from {divisors}")
+
+
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention written out: ``A = softmax(q k^T / sqrt(d_k))``, ``out = A v``.
@@ -130,23 +147,6 @@ class SelfAttention(nn.Module):
         return scaled_dot_product_attention(Q, K, V, mask)
 
 
-def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != width:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must have shape (B, T, {width_name}={width}), got {shape}; "
-                         "add a batch dimension with x.unsqueeze(0) if you have one sequence")
-
-
-def _check_heads(n_embd: int, n_head: int) -> None:
-    for name, value in (("n_embd", n_embd), ("n_head", n_head)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if n_embd % n_head:
-        divisors = [h for h in range(1, n_embd + 1) if n_embd % h == 0]
-        raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets n_embd // n_head "
-                         f"dimensions; choose n_head from {divisors}")
-
-
 class TeachingMultiHeadAttention(nn.Module):
     """Multi-head attention as the formula reads: ``Y = Concat(Y_1, ..., Y_h) W_O``.
 
@@ -170,8 +170,11 @@ class TeachingMultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(x, self.d_model, "d_model")
+        B, T, _ = x.shape
+        if mask is not None:
+            _check_mask(mask, torch.Size((B, T, T)))
         if self.causal:
-            causal = causal_mask(x.shape[1], device=x.device)
+            causal = causal_mask(T, device=x.device)
             mask = causal if mask is None else mask & causal
         outputs = [head(x, mask) for head in self.heads]  # h pairs (Y_i, A_i)
         Y = torch.cat([y for y, _ in outputs], dim=-1)  # Concat(Y_1, ..., Y_h): (B, T, d_model)

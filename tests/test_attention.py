@@ -191,6 +191,11 @@ def test_multihead_rejects_bad_input():
         MultiHeadAttention(8, 2, dropout=1.0)
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, n_embd=12\), got \(2, 7, 8\)"):
         fast_mha()(torch.zeros(2, 7, 8, dtype=torch.float64))
+    teaching = fast_to_teaching(fast_mha())
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        teaching(x_input(), causal_mask(7).double())
+    with pytest.raises(ValueError, match=r"mask of shape \(6, 6\) does not broadcast.*\(2, 7, 7\)"):
+        teaching(x_input(), causal_mask(6))
 
 
 def test_dropout_only_in_training():
