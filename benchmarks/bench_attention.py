@@ -89,7 +89,7 @@ def bench_forms(n_embd: int, n_head: int, T: int, batch: int, repeats: int) -> d
     with torch.no_grad():
         result = compare(f"multi-head layer n_embd={n_embd} n_head={n_head} B={batch} T={T}",
                          lambda: fast(x), lambda: teaching(x), "fast", "teaching", repeats=repeats)
-    return row(result, n_embd=n_embd, n_head=n_head, T=T, batch=batch)
+    return row(result, T=T, heads=n_head, head_dim=n_embd // n_head, batch=batch)
 
 
 def main() -> None:
