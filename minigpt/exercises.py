@@ -220,3 +220,26 @@ def check_merge(fn: Callable, verbose: bool = True) -> Report:
         case("one token", [1], (1, 2), 300),
         case("bytes of 'hello world', ('l', 'l')", list(b"hello world"), (108, 108), 256),
     ], verbose=verbose)
+
+
+# --- Trends and challenges ---
+
+def check_param_count(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(config) -> int``: the number of parameters of ``GPT(config)`` computed
+    from the sizes alone, with and without biases, the head tied to the token embedding."""
+    from minigpt.model import GPT, GPTConfig
+
+    def case(name, **sizes):
+        config = GPTConfig(**sizes)
+        return Case(name, (config,), GPT(config).num_params())
+
+    return check(fn, [
+        Case("by hand: V=10, T=4, one layer, width 2, no bias -> 10*2 + 4*2 + (2*2 + 12*4) + 2 = 82",
+             (GPTConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=2, bias=False),), 82),
+        case("the same with biases", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=2),
+        case("Shakespeare-char size: 4 layers, width 128", vocab_size=65, block_size=64, n_layer=4,
+             n_head=4, n_embd=128),
+        case("no bias, 3 layers, width 48", vocab_size=500, block_size=32, n_layer=3, n_head=4,
+             n_embd=48, bias=False),
+        Case("GPT-2 small: 124,439,808", (GPTConfig.gpt2(),), 124_439_808),
+    ], verbose=verbose)

@@ -170,3 +170,11 @@ def test_power_law_without_offset_equals_a_line_in_log_log():
 def test_bad_input_is_named(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_check_param_count_accepts_the_reference_and_rejects_a_mistake(capsys):
+    from minigpt.exercises import check_param_count
+    assert check_param_count(param_count, verbose=False).ok
+    forgot_position_embeddings = lambda config: param_count(config) - config.block_size * config.n_embd  # noqa: E731
+    report = check_param_count(forgot_position_embeddings, verbose=False)
+    assert not report.ok and len(report.failed) == 5
