@@ -155,6 +155,21 @@ def test_fast_form_equals_torch_multihead_attention(causal):
     torch.testing.assert_close(fast.attention_weights(x), weights, **TIGHT)
 
 
+def test_teaching_form_combines_an_extra_mask_with_the_causal_one():
+    fast = fast_mha()
+    teaching = fast_to_teaching(fast)
+    x = x_input()
+    keep = torch.ones(2, 7, 7, dtype=torch.bool)
+    keep[1, :, 2] = False  # sequence 1: no position may attend to position 2
+    y, A = teaching(x, keep)
+    assert (A[1, :, :, 2] == 0).all() and (A[0, :, 3:, 2] > 0).all()
+    # reference: PyTorch's fused attention with the combined mask, heads as a batch dimension
+    q, k, v = fast._heads(x)
+    allowed = (keep & causal_mask(7)).unsqueeze(1)  # (B, 1, T, T)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(2, 7, 12)
+    torch.testing.assert_close(y, fast.c_proj(ref), **TIGHT)
+
+
 def test_multihead_gradcheck():
     fast = fast_mha(n_embd=4, n_head=2)
     x = x_input(B=1, T=3, C=4).requires_grad_()
