@@ -21,6 +21,7 @@ The defaults are the recipe tuned in ``benchmarks/sweep_nanogpt.py`` at
 nanoGPT's CPU Shakespeare-character setting.
 """
 
+import hashlib
 import math
 import os
 from contextlib import nullcontext
@@ -246,16 +247,28 @@ def _new_history() -> dict:
     return {"step": [], "lr": [], "train_loss": [], "val_step": [], "val_loss": []}
 
 
-def train_state(step: int, config: TrainConfig, optimizer, generator: torch.Generator, history: dict) -> dict:
-    """What a checkpoint needs to resume exactly: step, config, optimizer, RNG states, history."""
+def data_fingerprint(train_ids: torch.Tensor, val_ids: torch.Tensor) -> dict:
+    """Sizes and SHA-256 of the token ids: resuming on other data would not continue the same run."""
+    digest = hashlib.sha256()
+    for ids in (train_ids, val_ids):
+        digest.update(ids.cpu().numpy().tobytes())
+    return {"train_tokens": train_ids.numel(), "val_tokens": val_ids.numel(), "sha256": digest.hexdigest()}
+
+
+def train_state(step: int, config: TrainConfig, optimizer, generator: torch.Generator, history: dict,
+                data: dict) -> dict:
+    """What a checkpoint needs to resume exactly: step, config, optimizer, RNG states, history, data."""
     rng = {"batches": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {"step": step, "train_config": config.to_dict(), "optimizer": optimizer.state_dict(),
-            "rng": rng, "history": history}
+            "rng": rng, "history": history, "data": data}
 
 
-def _restore(state: dict, optimizer, generator: torch.Generator) -> tuple[int, dict]:
+def _restore(state: dict, optimizer, generator: torch.Generator, data: dict) -> tuple[int, dict]:
+    if state["data"] != data:
+        raise ValueError(f"resume needs the data the checkpoint was trained on ({state['data']}), got {data}; "
+                         f"pass the same corpus, tokenizer and val_fraction")
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["rng"]["batches"])
     torch.set_rng_state(state["rng"]["torch"])
@@ -269,7 +282,8 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, callback: C
     """Train ``model`` in place on ``data = (train_ids, val_ids)`` and return the history.
 
     ``callback(step, model, history)`` runs after every optimizer step (on every
-    process); returning True stops training early. ``resume`` is the
+    process; under DDP it must return the same on every process); returning
+    True stops training early. ``resume`` is the
     ``train_state`` of :func:`minigpt.checkpoint.load` (with the model loaded
     from the same checkpoint): training continues from its step exactly as if
     it had never stopped. When ``config.out_dir`` is set, the model (with
@@ -296,7 +310,8 @@ def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenize
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed + proc.rank)  # dropout masks: repeatable, different per process
-    step, history = (0, _new_history()) if resume is None else _restore(resume, optimizer, generator)
+    data = data_fingerprint(train_ids, val_ids)
+    step, history = (0, _new_history()) if resume is None else _restore(resume, optimizer, generator, data)
 
     ddp = None
     runner = model
@@ -320,7 +335,7 @@ def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenize
         if is_main and config.out_dir:
             from minigpt import checkpoint
             checkpoint.save(config.out_dir, model, tokenizer,
-                            train_state(at_step, config, optimizer, generator, history))
+                            train_state(at_step, config, optimizer, generator, history, data))
 
     if step == 0 and config.eval_interval:
         validate(0)

@@ -83,6 +83,11 @@ def test_resumed_training_continues_exactly_as_an_uninterrupted_run(tmp_path):
     for (name, a), b in zip(whole.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
 
+    _, _, state = checkpoint.load(tmp_path / "ck")
+    other = (data()[0].flip(0), data()[1])
+    with pytest.raises(ValueError, match="resume needs the data the checkpoint was trained on"):
+        train(tiny(dropout=0.2), other, TrainConfig.from_dict(state["train_config"]), resume=state)
+
 
 def test_loading_never_unpickles(tmp_path, monkeypatch):
     model = tiny()
