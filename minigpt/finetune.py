@@ -1,0 +1,381 @@
+"""Fine-tuning: adapt a pre-trained GPT to a task with a small labelled set.
+
+Four pieces, each small:
+
+- :class:`GPTClassifier`: the GPT's body (embeddings, blocks, ``ln_f``) with a
+  linear head on the hidden state of the *last real token* of each text, and
+  :func:`freeze` to choose what trains (the head only, the last k blocks, all).
+- LoRA (Hu et al. 2021): :class:`LoRALinear` adds a trainable low-rank update
+  ``(alpha / r) * B @ A`` to a frozen ``nn.Linear``; :func:`add_lora` puts one on
+  every attention and MLP projection (``c_attn``, ``c_proj``, ``c_fc``);
+  :func:`merge_lora` folds the update into the weights and :func:`unmerge_lora`
+  takes it out again.
+- :func:`fit`: trains any of them with :func:`minigpt.train.train`, unchanged.
+  ``train`` draws random windows of ``block_size`` tokens from a 1-D stream; with
+  ``block_size=1`` and the stream ``0, 1, ..., N`` a window is one example
+  *number*, drawn uniformly with the loop's seeded generator. :class:`IndexedExamples`
+  turns those numbers into the examples' inputs and targets. So warm-up, cosine
+  decay, AdamW on the trainable parameters only, clipping, validation and
+  seeding are the pre-training loop's own.
+- The word-order task: lines of text, each paired with a copy whose words are
+  shuffled (:func:`word_order_examples`), split by line so that no line is in
+  two splits (:func:`split_lines`).
+
+Padding convention: a batch of texts of different lengths is a LongTensor
+(B, T) padded on the right with ``PAD = -1`` (:func:`pad_rows`). Because the
+model is causal, the real tokens never attend to the padding that follows
+them, so the hidden state at the last real token is exactly the one the text
+would get on its own; the classifier reads it at index ``length - 1``.
+"""
+
+import random
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minigpt.model import GPT
+from minigpt.train import TrainConfig, train
+
+__all__ = ["PAD", "pad_rows", "last_positions", "GPTClassifier", "LinearClassifier", "freeze",
+           "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
+           "trainable_parameters", "IndexedExamples", "fit", "predict", "accuracy",
+           "shuffle_words", "corpus_lines", "split_lines", "word_order_examples", "prompt_response_rows"]
+
+PAD = -1
+LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
+
+
+def pad_rows(sequences: list[list[int]], block_size: int | None = None) -> torch.Tensor:
+    """Token-id lists -> LongTensor (N, T) padded on the right with PAD, T the longest length.
+
+    A sequence longer than ``block_size`` is an error (nothing is silently cut).
+    """
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("pad_rows needs a non-empty list of non-empty token-id lists")
+    longest = max(len(s) for s in sequences)
+    if block_size is not None and longest > block_size:
+        raise ValueError(f"a sequence has {longest} tokens but the model's block_size is {block_size}; "
+                         "drop or shorten the longer texts first")
+    rows = torch.full((len(sequences), longest), PAD, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        rows[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return rows
+
+
+def last_positions(idx: torch.Tensor) -> torch.Tensor:
+    """Index of the last real (non-PAD) token in each row of a right-padded ``idx`` (B, T) -> (B,)."""
+    real = idx != PAD
+    lengths = real.sum(dim=1)
+    if (lengths == 0).any():
+        raise ValueError(f"row {int((lengths == 0).nonzero()[0])} holds only padding; every text needs a token")
+    positions = torch.arange(idx.size(1), device=idx.device)
+    if (real != (positions < lengths[:, None])).any():
+        raise ValueError("padding (PAD=-1) must come only after the real tokens (right padding); "
+                         "build rows with minigpt.finetune.pad_rows")
+    return lengths - 1
+
+
+def check_labels(labels: torch.Tensor, n_classes: int) -> None:
+    """Fail with the offending value when a label lies outside the classes 0..n_classes-1."""
+    bad = labels[(labels < 0) | (labels >= n_classes)]
+    if bad.numel():
+        raise ValueError(f"label {int(bad[0])} is outside the {n_classes} classes 0..{n_classes - 1}; "
+                         f"relabel the data or build the classifier with n_classes > {int(bad.max())}")
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (B, K) against class ``labels`` (B,) in 0..K-1."""
+    n_classes = logits.size(-1)
+    if labels.dtype != torch.long or labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must be a LongTensor of shape {tuple(logits.shape[:1])}, "
+                         f"got {labels.dtype} of shape {tuple(labels.shape)}")
+    check_labels(labels, n_classes)
+    return F.cross_entropy(logits, labels)
+
+
+class GPTClassifier(nn.Module):
+    """A pre-trained GPT body with a linear classification head on the last real token.
+
+    ``forward(idx, labels=None) -> (logits (B, n_classes), loss or None)``, where ``idx``
+    (B, T) is right-padded with PAD. The GPT's own ``lm_head`` is not used.
+    """
+
+    def __init__(self, gpt: GPT, n_classes: int):
+        super().__init__()
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        self.body = gpt
+        self.n_classes = n_classes
+        self.head = nn.Linear(gpt.config.n_embd, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """The body's final hidden state (after ``ln_f``) at each row's last real token: (B, T) -> (B, C)."""
+        last = last_positions(idx)
+        idx = idx[:, :int(last.max()) + 1]  # columns that hold only padding change nothing: drop them
+        tokens = idx.masked_fill(idx == PAD, 0)  # any id will do: causal attention never looks right
+        self.body._check_idx(tokens)
+        hidden = self.body._hidden(tokens)  # (B, T, C)
+        return hidden[torch.arange(idx.size(0), device=idx.device), last]
+
+    def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
+        logits = self.head(self.features(idx))
+        return logits, None if labels is None else classification_loss(logits, labels)
+
+
+class LinearClassifier(nn.Module):
+    """A linear head on fixed feature vectors: ``forward(x (B, C), labels=None) -> (logits, loss)``."""
+
+    def __init__(self, n_features: int, n_classes: int):
+        super().__init__()
+        self.head = nn.Linear(n_features, n_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        logits = self.head(x)
+        return logits, None if labels is None else classification_loss(logits, labels)
+
+
+def freeze(classifier: GPTClassifier, trainable: str | int = "all") -> int:
+    """Choose what trains: ``"head"``, ``"all"``, or an int k = the head, ``ln_f`` and the last k blocks.
+
+    Sets ``requires_grad``; :func:`minigpt.train.train` optimises only parameters that
+    require gradients. Returns the number of trainable parameters.
+    """
+    body, n_layer = classifier.body, classifier.body.config.n_layer
+    if not (trainable in ("head", "all") or (isinstance(trainable, int) and not isinstance(trainable, bool)
+                                              and 0 <= trainable <= n_layer)):
+        raise ValueError(f"trainable must be 'head', 'all' or a number of last blocks 0..{n_layer}, "
+                         f"got {trainable!r}")
+    body.requires_grad_(trainable == "all")
+    if isinstance(trainable, int):
+        body.transformer.ln_f.requires_grad_(True)
+        for block in body.transformer.h[n_layer - trainable:]:
+            block.requires_grad_(True)
+    classifier.head.requires_grad_(True)
+    return trainable_parameters(classifier)
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """The number of parameters that require gradients (tied ones counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update: W x + b + (alpha / r) B A x.
+
+    A (r, in) starts random, B (out, r) starts at zero, so at the start the layer
+    computes exactly what ``base`` does. Only r (in + out) numbers train instead
+    of in * out. :meth:`merge` adds (alpha / r) B A into ``base.weight`` so the
+    layer costs no more than the original; :meth:`unmerge` subtracts it again.
+    """
+
+    def __init__(self, base: nn.Linear, rank: int = 4, alpha: float = 8.0):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+        if not isinstance(rank, int) or not 1 <= rank <= min(base.in_features, base.out_features):
+            raise ValueError(f"rank must be an int in 1..{min(base.in_features, base.out_features)}, got {rank!r}")
+        self.base = base.requires_grad_(False)
+        self.rank, self.scale = rank, alpha / rank
+        self.A = nn.Parameter(torch.randn(rank, base.in_features) / base.in_features ** 0.5)
+        self.B = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.merged = False
+
+    def delta(self) -> torch.Tensor:
+        """The update (alpha / r) B A, shaped like ``base.weight`` (out, in)."""
+        return self.scale * self.B @ self.A
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        return y if self.merged else y + self.scale * (x @ self.A.T) @ self.B.T
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self.base.weight += self.delta()
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base.weight -= self.delta()
+            self.merged = False
+
+
+def add_lora(model: nn.Module, rank: int = 4, alpha: float = 8.0, targets: tuple = LORA_TARGETS) -> list[str]:
+    """Freeze ``model`` and wrap each ``nn.Linear`` whose name is in ``targets`` in a LoRALinear.
+
+    Returns the names of the wrapped layers. Only the new A and B matrices train;
+    for a :class:`GPTClassifier` call it on ``classifier.body`` so the head trains too.
+    """
+    model.requires_grad_(False)
+    wrapped = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if child_name in targets and isinstance(child, nn.Linear):
+                setattr(module, child_name, LoRALinear(child, rank, alpha))
+                wrapped.append(f"{name}.{child_name}" if name else child_name)
+    if not wrapped:
+        raise ValueError(f"no nn.Linear named one of {targets} in {type(model).__name__}; nothing to adapt")
+    return wrapped
+
+
+def merge_lora(model: nn.Module) -> None:
+    """Fold every LoRA update into its base weight (inference costs what the original model did)."""
+    for module in model.modules():
+        if isinstance(module, LoRALinear):
+            module.merge()
+
+
+def unmerge_lora(model: nn.Module) -> None:
+    """Take every merged LoRA update out of its base weight again (to keep training or swap adapters)."""
+    for module in model.modules():
+        if isinstance(module, LoRALinear):
+            module.unmerge()
+
+
+class IndexedExamples(nn.Module):
+    """Presents a set of examples to :func:`minigpt.train.train` as a stream of example numbers.
+
+    ``forward(index (B, 1), _next (B, 1)) -> model(inputs[index], targets[index])``: the loop's
+    window of one "token" is an example number; the following number, its "target", is ignored.
+    ``inputs`` (N, ...) and ``targets`` (N, ...) are kept as buffers, so they move with the model.
+    """
+
+    def __init__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
+        super().__init__()
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs and targets must hold the same number of examples, "
+                             f"got {len(inputs)} and {len(targets)}")
+        self.model = model
+        self.register_buffer("inputs", inputs, persistent=False)
+        self.register_buffer("targets", targets, persistent=False)
+        self.config = SimpleNamespace(block_size=1)  # train() reads the model's context: one number
+
+    def forward(self, index: torch.Tensor, _next: torch.Tensor | None = None):
+        rows = index[:, 0]
+        return self.model(self.inputs[rows], self.targets[rows])
+
+
+def _n_classes(model: nn.Module) -> int | None:
+    """The number of classes of a GPTClassifier or LinearClassifier, None for other models."""
+    head = getattr(model, "head", None)
+    return head.out_features if isinstance(head, nn.Linear) else None
+
+
+def fit(model: nn.Module, train_set: tuple, val_set: tuple, config: TrainConfig) -> dict:
+    """Train ``model`` on ``train_set = (inputs, targets)`` with :func:`minigpt.train.train`; return its history.
+
+    ``model(inputs[i], targets[i])`` must return ``(output, loss)``, as GPT, GPTClassifier
+    and LinearClassifier do. Each step draws ``config.batch_size`` examples uniformly
+    (with replacement); ``val_loss`` in the history is the mean loss over all of ``val_set``.
+    """
+    (train_x, train_y), (val_x, val_y) = train_set, val_set
+    n_classes = _n_classes(model)
+    if n_classes is not None:  # fail before training, not at the first batch that holds the bad label
+        check_labels(train_y, n_classes)
+        check_labels(val_y, n_classes)
+    n_train, n_val = len(train_x), len(val_x)
+    if config.batch_size > n_train:
+        raise ValueError(f"batch_size={config.batch_size} exceeds the {n_train} training examples; "
+                         "use a smaller batch_size")
+    indexed = IndexedExamples(model, torch.cat([train_x, val_x]), torch.cat([train_y, val_y]))
+    numbers = (torch.arange(n_train + 1), torch.arange(n_train, n_train + n_val + 1))
+    settings = config.to_dict() | {"block_size": 1}
+    return train(indexed, numbers, TrainConfig(**settings))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Predicted class of every example: (N, ...) -> (N,), in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.cat([model(inputs[i:i + batch_size].to(device))[0].argmax(-1).cpu()
+                     for i in range(0, len(inputs), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Fraction of examples whose predicted class equals the label."""
+    return (predict(model, inputs, batch_size) == labels).float().mean().item()
+
+
+# --- the word-order task ---
+
+def shuffle_words(line: str, rng: random.Random) -> str:
+    """The words of ``line`` (split on whitespace) in a random order that differs from the original."""
+    words = line.split()
+    if len(set(words)) < 2:
+        raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words")
+    shuffled = words[:]
+    while shuffled == words:
+        rng.shuffle(shuffled)
+    return " ".join(shuffled)
+
+
+def corpus_lines(text: str, min_words: int = 4) -> list[str]:
+    """Distinct lines of ``text`` with at least ``min_words`` words, lower-cased, single-spaced, in order.
+
+    Speaker names (lines ending in ':') are left out. Lower-casing removes a give-away:
+    verse lines start with a capital, so a capital word in mid-line would betray a shuffle.
+    """
+    seen, lines = set(), []
+    for raw in text.splitlines():
+        line = " ".join(raw.lower().split())
+        if len(line.split()) >= min_words and not line.endswith(":") and line not in seen \
+                and len(set(line.split())) >= 2:
+            seen.add(line)
+            lines.append(line)
+    return lines
+
+
+def split_lines(lines: list[str], n_test: int, n_val: int, seed: int = 0) -> tuple[list, list, list]:
+    """Shuffle ``lines`` and cut them into (train, val, test): n_test and n_val lines, the rest train."""
+    if n_test + n_val >= len(lines):
+        raise ValueError(f"n_test={n_test} + n_val={n_val} leaves no training lines out of {len(lines)}")
+    order = lines[:]
+    random.Random(seed).shuffle(order)
+    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+
+
+def word_order_examples(lines: list[str], seed: int = 0) -> tuple[list[str], torch.Tensor]:
+    """Two examples per line: the line (label 1, real) and its words shuffled (label 0).
+
+    Returns (texts, labels) with real and shuffled alternating, so any even-sized
+    prefix is exactly balanced.
+    """
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for line in lines:
+        texts += [line, shuffle_words(line, rng)]
+        labels += [1, 0]
+    return texts, torch.tensor(labels, dtype=torch.long)
+
+
+# --- instruction-style tuning ---
+
+def prompt_response_rows(tokenizer, pairs: list[tuple[str, str]], block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) LongTensors (N, T) for next-token training on prompt -> response pairs.
+
+    Each row is ``prompt + response`` shifted by one as in pre-training, except that the
+    targets inside the prompt (and the padding) are -1, so the loss is the response's only:
+    the model learns to answer, not to write prompts. Inputs are padded with token 0.
+    """
+    xs, ys = [], []
+    for prompt, response in pairs:
+        p, r = tokenizer.encode(prompt), tokenizer.encode(response)
+        if not p or not r:
+            raise ValueError(f"prompt and response must both encode to tokens, got {prompt!r} -> {response!r}")
+        ids = p + r
+        if len(ids) - 1 > block_size:
+            raise ValueError(f"prompt + response is {len(ids)} tokens, more than block_size + 1 = "
+                             f"{block_size + 1}: {prompt + response!r}")
+        xs.append(ids[:-1])
+        ys.append([-1] * (len(p) - 1) + r)
+    inputs, targets = pad_rows(xs), pad_rows(ys)
+    return inputs.masked_fill(inputs == PAD, 0), targets
