@@ -246,3 +246,12 @@ def test_merge_checker_passes_the_reference_and_fails_overlapping_merges():
 
     report = check_merge(replace_all_pairs, verbose=False)
     assert not report and "overlapping run: [1, 1, 1, 1, 1], (1, 1)" in report.failed
+
+
+def test_corrupt_saved_files_are_rejected(tmp_path):
+    (tmp_path / "bpe.json").write_text(json.dumps({"kind": "bpe", "pattern": ".+", "merges": [[0, 1, 300]]}))
+    with pytest.raises(ValueError, match=r"merge \(0, 1\) -> 300 is inconsistent"):
+        load_tokenizer(tmp_path / "bpe.json")
+    (tmp_path / "char.json").write_text(json.dumps({"kind": "char", "chars": ["a", "a"], "unknown": None}))
+    with pytest.raises(ValueError, match="distinct single characters"):
+        load_tokenizer(tmp_path / "char.json")
