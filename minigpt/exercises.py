@@ -243,3 +243,61 @@ def check_param_count(fn: Callable, verbose: bool = True) -> Report:
              n_embd=48, bias=False),
         Case("GPT-2 small: 124,439,808", (GPTConfig.gpt2(),), 124_439_808),
     ], verbose=verbose)
+
+
+# --- Pre-training ---
+
+def check_lr_schedule(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(step, peak, floor, warmup, decay) -> float``: linear warm-up from
+    ``peak / (warmup + 1)`` to ``peak``, half cosine down to ``floor`` at ``decay``, then ``floor``
+    (the schedule of ``minigpt.train.lr_at``)."""
+    from minigpt.train import TrainConfig, lr_at
+
+    def case(name, step, peak, floor, warmup, decay):
+        config = TrainConfig(max_iters=decay, learning_rate=peak, min_lr=floor, warmup_iters=warmup,
+                             lr_decay_iters=decay)
+        return Case(name, (step, peak, floor, warmup, decay), lr_at(step, config), atol=1e-12, rtol=1e-9)
+
+    return check(fn, [
+        Case("by hand: step 0 of a 9-step warm-up to 1.0 -> 1/10", (0, 1.0, 0.1, 9, 100), 0.1, atol=1e-12),
+        Case("by hand: halfway through the cosine -> (peak + floor) / 2", (60, 1.0, 0.2, 10, 110), 0.6, atol=1e-12),
+        case("last warm-up step", 99, 1e-3, 1e-4, 100, 2000),
+        case("the peak, at the end of warm-up", 100, 1e-3, 1e-4, 100, 2000),
+        case("a quarter into the cosine", 575, 1e-3, 1e-4, 100, 2000),
+        case("the last step before the floor", 1999, 1e-3, 1e-4, 100, 2000),
+        case("at the decay step: the floor", 2000, 1e-3, 1e-4, 100, 2000),
+        case("after the decay: still the floor", 5000, 1e-3, 1e-4, 100, 2000),
+        case("no warm-up, step 0: the peak", 0, 6e-4, 6e-5, 0, 500),
+        case("floor of zero", 300, 3e-3, 0.0, 50, 400),
+    ], verbose=verbose)
+
+
+def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(weights) -> scores``: for attention weights (B, n_head, T, T), the mean
+    weight that positions 1..T-1 put on the position just before them, per head: shape (n_head,)."""
+
+    def reference(weights):
+        B, H, T, _ = weights.shape
+        return torch.tensor([sum(weights[b, h, i, i - 1].item() for b in range(B) for i in range(1, T))
+                             / (B * (T - 1)) for h in range(H)])
+
+    def causal_softmax(seed, B, H, T):
+        scores = torch.randn(B, H, T, T, generator=torch.Generator().manual_seed(seed))
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        return scores.masked_fill(~mask, float("-inf")).softmax(-1)
+
+    T = 6
+    previous = torch.zeros(1, 1, T, T)
+    previous[0, 0, 0, 0] = 1.0
+    previous[0, 0, torch.arange(1, T), torch.arange(T - 1)] = 1.0
+    uniform = torch.ones(T, T).tril()
+    uniform = (uniform / uniform.sum(-1, keepdim=True))[None, None]
+    random_weights = causal_softmax(0, 2, 3, 7)
+    return check(fn, [
+        Case("by hand: a head that always looks one back -> 1", (previous,), torch.tensor([1.0])),
+        Case("by hand: a uniform causal head, T=6 -> mean of 1/2 .. 1/6", (uniform,),
+             torch.tensor([sum(1 / (i + 1) for i in range(1, T)) / (T - 1)])),
+        Case("a head on itself only -> 0", (torch.eye(5)[None, None],), torch.tensor([0.0])),
+        Case("random causal weights, batch 2, 3 heads", (random_weights,), reference(random_weights)),
+        Case("two positions only", (causal_softmax(1, 1, 4, 2),), reference(causal_softmax(1, 1, 4, 2))),
+    ], verbose=verbose)

@@ -198,3 +198,21 @@ def test_no_warning_on_the_normal_path(cache):
         warnings.simplefilter("error")
         zoo.pretrained(TINY, progress=False)
         zoo.pretrained(TINY, progress=False)
+
+
+def test_the_chapter_checkers_accept_the_reference_and_reject_a_wrong_answer():
+    from minigpt.exercises import check_lr_schedule, check_previous_token_score
+    from minigpt.train import TrainConfig, lr_at
+
+    def reference_lr(step, peak, floor, warmup, decay):
+        return lr_at(step, TrainConfig(max_iters=decay, learning_rate=peak, min_lr=floor, warmup_iters=warmup,
+                                       lr_decay_iters=decay))
+
+    assert check_lr_schedule(reference_lr, verbose=False)
+    assert not check_lr_schedule(lambda step, peak, floor, warmup, decay: peak, verbose=False)
+
+    def diagonal_score(weights):  # another formulation than the checker's reference loop
+        return torch.diagonal(weights, offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+
+    assert check_previous_token_score(diagonal_score, verbose=False)
+    assert not check_previous_token_score(lambda w: w.mean(dim=(0, 2, 3)), verbose=False)
