@@ -185,3 +185,12 @@ def test_a_tiny_model_learns_shakespeare_beyond_what_no_training_gives():
     uniform = math.log(tokenizer.vocab_size)
     assert history["val_loss"][0] == pytest.approx(uniform, abs=0.1)   # untrained: close to uniform
     assert history["val_loss"][-1] <= uniform - 1.0, history["val_loss"]
+
+
+def test_bfloat16_autocast_tracks_float32():
+    """The autocast path (the default on CUDA) exercised on the CPU: same trajectory, bf16 rounding."""
+    common = dict(max_iters=3, batch_size=4, eval_interval=0, **QUIET)
+    full = train(tiny_model(), toy_data(), TrainConfig(dtype="float32", **common))
+    half = train(tiny_model(), toy_data(), TrainConfig(dtype="bfloat16", **common))
+    assert half["train_loss"] != full["train_loss"]                       # bf16 really was used
+    assert half["train_loss"] == pytest.approx(full["train_loss"], abs=0.05)
