@@ -29,6 +29,7 @@ would get on its own; the classifier reads it at index ``length - 1``.
 """
 
 import random
+import re
 from types import SimpleNamespace
 
 import torch
@@ -279,6 +280,10 @@ def fit(model: nn.Module, train_set: tuple, val_set: tuple, config: TrainConfig)
         check_labels(train_y, n_classes)
         check_labels(val_y, n_classes)
     n_train, n_val = len(train_x), len(val_x)
+    if train_x.shape[1:] != val_x.shape[1:] or train_y.shape[1:] != val_y.shape[1:]:
+        raise ValueError(f"training and validation examples differ in shape: inputs {tuple(train_x.shape[1:])} vs "
+                         f"{tuple(val_x.shape[1:])}, targets {tuple(train_y.shape[1:])} vs {tuple(val_y.shape[1:])}; "
+                         "pad all texts in one pad_rows call, then slice it into the splits")
     if config.batch_size > n_train:
         raise ValueError(f"batch_size={config.batch_size} exceeds the {n_train} training examples; "
                          "use a smaller batch_size")
@@ -319,16 +324,20 @@ def shuffle_words(line: str, rng: random.Random) -> str:
 
 
 def corpus_lines(text: str, min_words: int = 4) -> list[str]:
-    """Distinct lines of ``text`` with at least ``min_words`` words, lower-cased, single-spaced, in order.
+    """Distinct lines of ``text`` with at least ``min_words`` words, normalised, in order of appearance.
 
-    Speaker names (lines ending in ':') are left out. Lower-casing removes a give-away:
-    verse lines start with a capital, so a capital word in mid-line would betray a shuffle.
+    Normalised: lower case, punctuation removed (apostrophes inside words kept), single spaces.
+    Speaker names (lines ending in ':') are left out. The normalisation removes give-aways
+    that need no knowledge of word order: verse lines start with a capital and usually end
+    with a comma or a full stop, so a shuffle would betray itself by where they land.
     """
     seen, lines = set(), []
     for raw in text.splitlines():
-        line = " ".join(raw.lower().split())
-        if len(line.split()) >= min_words and not line.endswith(":") and line not in seen \
-                and len(set(line.split())) >= 2:
+        if raw.rstrip().endswith(":"):
+            continue
+        words = [w.strip("'") for w in re.sub(r"[^a-z' ]", " ", raw.lower()).split()]
+        line = " ".join(w for w in words if w)
+        if len(line.split()) >= min_words and len(set(line.split())) >= 2 and line not in seen:
             seen.add(line)
             lines.append(line)
     return lines

@@ -250,11 +250,11 @@ def test_shuffle_words_differs_keeps_words():
 
 
 def test_word_order_data_is_balanced_and_splits_are_disjoint():
-    text = "ROMEO:\nBut soft, what light through yonder\nIt is the east and\nshort line\n" + \
-        "\n".join(f"line number {i} of the play" for i in range(40))
+    text = "ROMEO:\nBut soft! What light through yonder,\n'Tis the east and\nshort line\n" + \
+        "\n".join(f"line number {chr(97 + i % 26)}{chr(97 + i // 26)} of the play" for i in range(40))
     lines = corpus_lines(text)
     assert "romeo:" not in lines and "short line" not in lines
-    assert lines[0] == "but soft, what light through yonder"
+    assert lines[:2] == ["but soft what light through yonder", "tis the east and"]
     train, val, test = split_lines(lines, n_test=10, n_val=5, seed=0)
     assert len(test) == 10 and len(val) == 5 and len(train) == len(lines) - 15
     assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
@@ -263,3 +263,10 @@ def test_word_order_data_is_balanced_and_splits_are_disjoint():
     assert texts[0::2] == test and all(s != r for r, s in zip(texts[0::2], texts[1::2]))
     with pytest.raises(ValueError, match="leaves no training lines"):
         split_lines(lines, n_test=30, n_val=20)
+
+
+def test_fit_splits_of_different_widths_fail():
+    clf = tiny_classifier()
+    with pytest.raises(ValueError, match="pad all texts in one pad_rows call"):
+        fit(clf, (pad_rows([[1, 2, 3]] * 4), torch.zeros(4, dtype=torch.long)),
+            (pad_rows([[1, 2]]), torch.zeros(1, dtype=torch.long)), quiet())
