@@ -301,3 +301,24 @@ def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
         Case("random causal weights, batch 2, 3 heads", (random_weights,), reference(random_weights)),
         Case("two positions only", (causal_softmax(1, 1, 4, 2),), reference(causal_softmax(1, 1, 4, 2))),
     ], verbose=verbose)
+
+
+# --- Fine-tuning ---
+
+def check_last_positions(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(rows) -> LongTensor (B,)``: the index of each row's last real token in a
+    LongTensor (B, T) padded on the right with ``minigpt.finetune.PAD`` (-1)."""
+    from minigpt.finetune import PAD, last_positions, pad_rows
+
+    def case(name, sequences):
+        rows = pad_rows(sequences)
+        return Case(name, (rows,), last_positions(rows))
+
+    return check(fn, [
+        Case("by hand: [[5, 6, 7], [8, PAD, PAD]] -> [2, 0]",
+             (torch.tensor([[5, 6, 7], [8, PAD, PAD]]),), torch.tensor([2, 0])),
+        case("no padding at all", [[1, 2, 3, 4], [5, 6, 7, 8]]),
+        case("token id 0 is a real token, not padding", [[0, 0, 0], [0]]),
+        case("one token per row", [[3], [4], [5]]),
+        case("mixed lengths", [[1] * n for n in (7, 1, 4, 2, 7)]),
+    ], verbose=verbose)
