@@ -270,3 +270,9 @@ def test_fit_splits_of_different_widths_fail():
     with pytest.raises(ValueError, match="pad all texts in one pad_rows call"):
         fit(clf, (pad_rows([[1, 2, 3]] * 4), torch.zeros(4, dtype=torch.long)),
             (pad_rows([[1, 2]]), torch.zeros(1, dtype=torch.long)), quiet())
+
+
+def test_exercise_checker_accepts_the_answer_and_rejects_a_wrong_one():
+    from minigpt.exercises import check_last_positions
+    assert check_last_positions(lambda rows: (rows != PAD).sum(1) - 1, verbose=False)
+    assert not check_last_positions(lambda rows: (rows > 0).sum(1) - 1, verbose=False)  # 0 is a real token
