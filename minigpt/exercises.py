@@ -245,6 +245,33 @@ def check_param_count(fn: Callable, verbose: bool = True) -> Report:
     ], verbose=verbose)
 
 
+# --- The Transformer ---
+
+def check_block(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(block, x) -> y``: the output of a pre-LN ``minigpt.model.Block`` computed
+    from its parts ``ln_1``, ``attn``, ``ln_2`` and ``mlp``, for x of shape (B, T, C)."""
+    from minigpt.model import Block, GPTConfig
+
+    def case(name, seed, B, T, n_embd, n_head, bias=True):
+        torch.manual_seed(seed)
+        config = GPTConfig(vocab_size=10, block_size=max(T, 1), n_layer=2, n_head=n_head, n_embd=n_embd, bias=bias)
+        block = Block(config).eval()
+        with torch.no_grad():  # non-trivial LayerNorm gains and biases, so every part matters
+            for p in block.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        x = torch.randn(B, T, n_embd)
+        with torch.no_grad():
+            expected = block(x)
+        return Case(name, (block, x), expected, atol=1e-5)
+
+    return check(fn, [
+        case("one sequence of 5 positions, width 8, 2 heads", 0, 1, 5, 8, 2),
+        case("batch of 3, 12 positions, width 32, 4 heads", 1, 3, 12, 32, 4),
+        case("one position only", 2, 2, 1, 16, 4),
+        case("no biases", 3, 2, 6, 16, 2, bias=False),
+    ], verbose=verbose)
+
+
 # --- Pre-training ---
 
 def check_lr_schedule(fn: Callable, verbose: bool = True) -> Report:
