@@ -137,6 +137,8 @@ def test_offline_falls_back_to_pydocs_and_says_so(cache, monkeypatch):
 
 
 def test_concurrent_first_use_trains_once_and_both_get_the_model(cache):
+    # flock locks belong to an open file, not a process: two threads opening the lock file
+    # contend exactly as two processes would, and share this test's monkeypatched corpus
     results = [None, None]
 
     def worker(i):
