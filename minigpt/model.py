@@ -282,12 +282,18 @@ class GPT(nn.Module):
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """The attention weights of every layer for ``idx`` (B, T): a list of n_layer
-        tensors (B, n_head, T, T), row i = how position i spreads its attention."""
+        tensors (B, n_head, T, T), row i = how position i spreads its attention.
+        Computed in eval mode (no dropout); the previous mode is restored."""
         self._check_idx(idx)
+        was_training = self.training
+        self.eval()
         pos = torch.arange(idx.size(1), device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)
         maps = []
-        for block in self.transformer.h:
-            maps.append(block.attention_weights(x))
-            x = block(x)
+        try:
+            for block in self.transformer.h:
+                maps.append(block.attention_weights(x))
+                x = block(x)
+        finally:
+            self.train(was_training)
         return maps

@@ -268,6 +268,14 @@ def test_attention_maps_are_causal_distributions():
         assert weights.triu(diagonal=1).abs().max() == 0
 
 
+def test_attention_maps_ignore_dropout_and_keep_the_mode():
+    model = small_gpt(dropout=0.5).train()
+    idx = random_ids(1, 6)
+    first, second = model.attention_maps(idx), model.attention_maps(idx)
+    assert model.training
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
 def test_attention_maps_reproduce_the_block_output():
     # the weights of layer 0 applied to its values give the layer's attention output
     model = small_gpt()
