@@ -33,7 +33,7 @@ betas (0.9, 0.99), weight decay 0.1 unless said):
     lr 4e-3              1.7645 mean of seeds 0, 1, 2: 1.7619, 1.7729, 1.7589 (std 0.0073)
     lr 6e-3              1.7646   (seed 0)
     lr 4e-3, min_lr 4e-5 1.7737   (seed 0)
-    nanoGPT's recipe (lr 1e-3, min_lr 1e-4): 1.889 (measured earlier, docs/STACK)
+    nanoGPT's recipe (lr 1e-3, min_lr 1e-4): 1.889 (measured on this machine before this sweep)
 
 With lr 4e-3 the validation loss first reaches nanoGPT's end point 1.89 at
 step 1300 for each of the three seeds (validated every 100 steps). lr 4e-3
