@@ -11,7 +11,7 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 300
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test test-unit test-notebooks test-book bench lab clean check-python
+.PHONY: help install book test test-unit test-notebooks test-book bench sweep-nanogpt lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
@@ -21,6 +21,7 @@ help:  ## list the targets
 	@echo "make test-notebooks  only the notebooks, executed by pytest --nbval-lax"
 	@echo "make test-book       only the book build from a clean cache with warnings as errors"
 	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
+	@echo "make sweep-nanogpt   re-run the 3-seed nanoGPT comparison (about 10 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
 
@@ -60,6 +61,10 @@ bench: install  ## run every benchmarks/bench_*.py (each prints ratios and write
 	@set -e; for script in benchmarks/bench_*.py; do \
 	  echo "== $$script"; $(BIN)/python $$script; done
 	$(BIN)/python benchmarks/report.py
+
+sweep-nanogpt: install  ## the recipe that beats nanoGPT, 3 seeds (long: kept out of make bench)
+	$(BIN)/python benchmarks/sweep_nanogpt.py --lr 4e-3 --seeds 0 1 2
+	$(BIN)/python benchmarks/sweep_nanogpt.py --summary
 
 lab: install
 	$(BIN)/jupyter lab book
