@@ -9,15 +9,21 @@ here is called.
 
     >>> gpt = from_hf("path/to/a/gpt2/folder")   # or a GPT2LMHeadModel
     >>> hf_model = to_hf(gpt)                     # logits agree to ~1e-6
+    >>> save_pretrained(gpt, tokenizer, "my-gpt")  # a folder transformers loads:
+    >>> # GPT2LMHeadModel.from_pretrained("my-gpt"), AutoTokenizer.from_pretrained("my-gpt")
+    >>> gpt, tokenizer = load_pretrained("my-gpt")  # and back
 """
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
 
 from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import EOT, HFBPETokenizer
 
-__all__ = ["from_hf", "to_hf", "CONV1D_SUFFIXES"]
+__all__ = ["from_hf", "to_hf", "to_hf_tokenizer", "save_pretrained", "load_pretrained", "CONV1D_SUFFIXES"]
 
 # parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out, in)
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -85,11 +91,13 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
     return gpt.eval()
 
 
-def to_hf(gpt: GPT):
+def to_hf(gpt: GPT, eot_id: int | None = None):
     """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval mode.
 
-    Only GPT-2's own layout converts: ``bias=True`` and ``norm="pre"``. The HF config
-    uses the last token id as its begin/end-of-text id (set it to your tokenizer's).
+    Only GPT-2's own layout converts: ``bias=True`` and ``norm="pre"``. ``eot_id`` is the
+    end-of-text token, which the HF config records as its begin/end-of-text id and which
+    ``generate`` stops at and pads with; by default the last id (GPT-2's own 50256 for its
+    vocabulary). Pass your tokenizer's (``tokenizer.eot_id``) or let :func:`save_pretrained` do it.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -97,11 +105,15 @@ def to_hf(gpt: GPT):
     if not config.bias or config.norm != "pre":
         raise ValueError(f"GPT-2 has biases and pre-LN blocks; this GPT has bias={config.bias}, "
                          f"norm={config.norm!r}. Only GPTConfig(bias=True, norm='pre') converts to GPT2LMHeadModel")
+    eot_id = config.vocab_size - 1 if eot_id is None else eot_id
+    if isinstance(eot_id, bool) or not isinstance(eot_id, int) or not 0 <= eot_id < config.vocab_size:
+        raise ValueError(f"eot_id must be a token id in 0..{config.vocab_size - 1}, got {eot_id!r}: "
+                         "pass tokenizer.eot_id")
     hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                            n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
                            resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-                           layer_norm_epsilon=1e-5, bos_token_id=config.vocab_size - 1,
-                           eos_token_id=config.vocab_size - 1, tie_word_embeddings=True)
+                           layer_norm_epsilon=1e-5, bos_token_id=eot_id, eos_token_id=eot_id,
+                           tie_word_embeddings=True)
     hf_model = GPT2LMHeadModel(hf_config)
     state = {name: (t.t() if _is_conv1d(name) else t) for name, t in gpt.state_dict().items()}
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
@@ -110,3 +122,64 @@ def to_hf(gpt: GPT):
         raise RuntimeError(f"weight names did not line up: missing {missing}, unexpected {unexpected}")
     hf_model.tie_weights()
     return hf_model.to(gpt.transformer.wte.weight.device).eval()
+
+
+def to_hf_tokenizer(tokenizer: HFBPETokenizer, model_max_length: int | None = None):
+    """``tokenizer`` as a ``transformers.GPT2TokenizerFast`` with ``"<|endoftext|>"`` as its
+    begin, end and unknown token, as GPT-2's own tokenizer has. It encodes and decodes every
+    text exactly as ``tokenizer`` does. ``model_max_length``: the model's context (block_size).
+
+    Only byte-level BPE converts (:func:`minigpt.tokenizer.train_bpe`'s tokenizers): GPT-2's
+    tokenizer class is byte-level BPE.
+    """
+    from transformers import GPT2TokenizerFast
+
+    if not isinstance(tokenizer, HFBPETokenizer):
+        raise TypeError(f"only a byte-level BPE tokenizer from minigpt.tokenizer.train_bpe converts to GPT-2's "
+                        f"tokenizer, got {type(tokenizer).__name__}; train one with train_bpe(text, vocab_size)")
+    extra = {} if model_max_length is None else {"model_max_length": model_max_length}
+    return GPT2TokenizerFast(tokenizer_object=tokenizer.tokenizer, bos_token=EOT, eos_token=EOT, unk_token=EOT,
+                             **extra)
+
+
+def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
+    """Write ``gpt`` and ``tokenizer`` as a folder that Hugging Face loads, like a hub model:
+
+        config.json, generation_config.json, model.safetensors     GPT2LMHeadModel.from_pretrained(path)
+        tokenizer.json, tokenizer_config.json                      AutoTokenizer.from_pretrained(path)
+
+    ``pipeline("text-generation", model=path)`` then works too. The end-of-text id of the
+    model config is the tokenizer's ``eot_id``. Files are written to a temporary folder and
+    each is moved into ``path`` with ``os.replace``, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file; save_pretrained writes a folder: pass a folder path")
+    if not isinstance(tokenizer, HFBPETokenizer):  # before any file is written
+        to_hf_tokenizer(tokenizer)
+    if tokenizer.vocab_size > gpt.config.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                         f"{gpt.config.vocab_size} embeddings: save the tokenizer the model was trained with")
+    hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)
+    hf_model.generation_config.pad_token_id = tokenizer.eot_id  # GPT-2 has no padding token; pad with end-of-text
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        hf_model.save_pretrained(tmp)  # safetensors weights, never a pickle
+        to_hf_tokenizer(tokenizer, gpt.config.block_size).save_pretrained(tmp)
+        path.mkdir(parents=True, exist_ok=True)
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, path / file.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_pretrained(path) -> tuple[GPT, HFBPETokenizer]:
+    """The ``(GPT, tokenizer)`` of a folder written by :func:`save_pretrained` (or any GPT-2
+    folder that has a ``tokenizer.json``), as minigpt objects."""
+    path = Path(path)
+    if not (path / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"no tokenizer.json in {path}: load_pretrained reads folders written by "
+                                "minigpt.hf.save_pretrained; for weights alone use from_hf(path)")
+    return from_hf(path), HFBPETokenizer.load(path / "tokenizer.json")

@@ -8,7 +8,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
-from minigpt.hf import from_hf, to_hf  # noqa: E402
+from minigpt.hf import CONV1D_SUFFIXES, from_hf, to_hf  # noqa: E402
 from minigpt.model import GPT, GPTConfig  # noqa: E402
 
 VOCAB = 101
@@ -109,3 +109,158 @@ def test_to_hf_rejects_layouts_gpt2_does_not_have(overrides):
     gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=8, **overrides))
     with pytest.raises(ValueError, match=r"Only GPTConfig\(bias=True, norm='pre'\) converts"):
         to_hf(gpt)
+
+
+# --- GPT-2 small itself: the full architecture, random weights (no download) ---------------
+
+def test_from_hf_handles_the_full_gpt2_small_architecture():
+    torch.manual_seed(0)
+    hf_small = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()  # the defaults are GPT-2 small
+    gpt = from_hf(hf_small)
+    assert gpt.config == GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    assert gpt.num_params() == sum(p.numel() for p in hf_small.parameters()) == 124_439_808
+    hf_shapes = {name: tuple(t.shape) for name, t in hf_small.state_dict().items()}
+    for name, tensor in gpt.state_dict().items():
+        expected = hf_shapes[name][::-1] if name.endswith(CONV1D_SUFFIXES) else hf_shapes[name]
+        assert tuple(tensor.shape) == expected, name
+    idx = torch.randint(0, 50257, (1, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (gpt(idx)[0] - hf_small(idx).logits).abs().max().item() <= 1e-5
+    expected = hf_small.generate(idx, max_new_tokens=3, do_sample=False, pad_token_id=50256,
+                                 attention_mask=torch.ones_like(idx))
+    assert torch.equal(gpt.generate(idx, 3, temperature=0), expected)
+
+
+# --- save_pretrained: a folder that transformers loads, model and tokenizer ----------------
+
+# Text the tokenizer never saw: Chinese, emoji, accents, runs of spaces, newlines, the end-of-text token.
+UNSEEN = "Once upon a time 你好，世界！🤖🎉 naïve café\n\n   spaced\tout<|endoftext|>THE END"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small GPT with a BPE tokenizer, saved with save_pretrained: (gpt, tokenizer, folder)."""
+    from minigpt.hf import save_pretrained
+    from minigpt.tokenizer import train_bpe
+
+    tokenizer = train_bpe("To be, or not to be, that is the question. " * 20 + "Once upon a time there was", 300)
+    torch.manual_seed(5)
+    gpt = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=48)).eval()
+    with torch.no_grad():
+        for p in gpt.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    folder = tmp_path_factory.mktemp("hf") / "tiny-gpt"
+    return gpt, tokenizer, save_pretrained(gpt, tokenizer, folder)
+
+
+def test_save_pretrained_writes_a_hub_style_folder(saved):
+    gpt, tokenizer, folder = saved
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generation_config.json",
+                                                        "model.safetensors", "tokenizer.json",
+                                                        "tokenizer_config.json"]
+    assert not [p for p in folder.parent.iterdir() if ".tmp" in p.name]  # the temporary folder is gone
+    config = transformers.AutoConfig.from_pretrained(folder)
+    assert (config.model_type, config.bos_token_id, config.eos_token_id) == ("gpt2", 0, 0) == (
+        "gpt2", tokenizer.eot_id, tokenizer.eot_id)
+    generation = transformers.GenerationConfig.from_pretrained(folder)
+    assert (generation.eos_token_id, generation.pad_token_id) == (tokenizer.eot_id, tokenizer.eot_id)
+
+
+@pytest.mark.parametrize("cls", ["AutoTokenizer", "GPT2TokenizerFast", "PreTrainedTokenizerFast"])
+def test_saved_tokenizer_loads_in_transformers_and_encodes_identically(saved, cls):
+    _, tokenizer, folder = saved
+    hf_tok = getattr(transformers, cls).from_pretrained(folder)
+    assert (hf_tok.eos_token, hf_tok.bos_token) == ("<|endoftext|>", "<|endoftext|>")
+    assert hf_tok.eos_token_id == hf_tok.bos_token_id == tokenizer.eot_id
+    assert hf_tok.model_max_length == 32
+    ids = tokenizer.encode(UNSEEN)
+    assert hf_tok.encode(UNSEEN) == ids  # no BOS prepended, the special token kept whole
+    assert ids.count(tokenizer.eot_id) == 1
+    assert hf_tok.decode(ids) == tokenizer.decode(ids) == UNSEEN
+    assert hf_tok.encode("Once upon a time", return_tensors="pt").tolist() == [tokenizer.encode("Once upon a time")]
+
+
+def test_saved_model_gives_the_same_logits_and_greedy_text_in_transformers(saved):
+    gpt, tokenizer, folder = saved
+    hf_model = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(folder)
+    input_ids = hf_tok.encode("Once upon a time", return_tensors="pt")
+    with torch.no_grad():
+        assert (gpt(input_ids)[0] - hf_model(input_ids).logits).abs().max().item() <= 1e-5
+    # the chapter's workflow, without the attention mask or pad id a user would not pass
+    hf_out = hf_model.generate(input_ids, max_new_tokens=20, do_sample=False)
+    ours = gpt.generate(input_ids, 20, temperature=0)
+    if tokenizer.eot_id in ours[0, input_ids.size(1):]:  # HF stops at end-of-text; compare up to it
+        ours = ours[:, :hf_out.size(1)]
+    assert torch.equal(hf_out, ours)
+    assert hf_tok.decode(hf_out[0]) == tokenizer.decode(ours[0])
+
+
+def test_the_sources_greedy_call_with_five_sequences_fails_and_the_fixes_work(saved):
+    _, _, folder = saved
+    hf_model = transformers.GPT2LMHeadModel.from_pretrained(folder)
+    input_ids = transformers.AutoTokenizer.from_pretrained(folder).encode("Once upon", return_tensors="pt")
+    with pytest.raises(ValueError, match="num_return_sequences"):
+        hf_model.generate(input_ids, max_length=12, num_return_sequences=5)
+    torch.manual_seed(0)
+    sampled = hf_model.generate(input_ids, max_length=12, num_return_sequences=5, do_sample=True)
+    beams = hf_model.generate(input_ids, max_length=12, num_return_sequences=5, num_beams=5)
+    assert sampled.shape[0] == beams.shape[0] == 5
+    assert len({tuple(row) for row in beams.tolist()}) == 5  # beam search returns 5 different beams
+
+
+def test_pipeline_on_the_saved_folder_writes_minigpts_greedy_text(saved):
+    gpt, tokenizer, folder = saved
+    generator = transformers.pipeline("text-generation", model=str(folder))
+    text = generator("Once upon a time", max_new_tokens=10, do_sample=False)[0]["generated_text"]
+    prompt = torch.tensor([tokenizer.encode("Once upon a time")])
+    assert text == tokenizer.decode(gpt.generate(prompt, 10, temperature=0)[0])
+
+
+def test_load_pretrained_round_trip_is_exact(saved):
+    from minigpt.hf import load_pretrained
+
+    gpt, tokenizer, folder = saved
+    gpt_back, tokenizer_back = load_pretrained(folder)
+    assert gpt_back.config == gpt.config
+    back = gpt_back.state_dict()
+    assert all(torch.equal(back[name], t) for name, t in gpt.state_dict().items())
+    assert tokenizer_back.eot_id == tokenizer.eot_id
+    assert tokenizer_back.encode(UNSEEN) == tokenizer.encode(UNSEEN)
+    assert tokenizer_back.decode(tokenizer.encode(UNSEEN)) == UNSEEN
+
+
+def test_save_pretrained_overwrites_its_own_files_and_keeps_others(saved, tmp_path):
+    from minigpt.hf import save_pretrained
+
+    gpt, tokenizer, _ = saved
+    (tmp_path / "README.md").write_text("my notes")
+    (tmp_path / "config.json").write_text("stale")
+    save_pretrained(gpt, tokenizer, tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my notes"
+    assert transformers.AutoConfig.from_pretrained(tmp_path).n_layer == 2
+
+
+def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
+    from minigpt.hf import load_pretrained, save_pretrained, to_hf_tokenizer
+    from minigpt.tokenizer import CharTokenizer
+
+    gpt, tokenizer, _ = saved
+    chars = CharTokenizer.from_text("abc")
+    with pytest.raises(TypeError, match="only a byte-level BPE tokenizer .* got CharTokenizer; train one with "
+                                        r"train_bpe"):
+        to_hf_tokenizer(chars)
+    with pytest.raises(TypeError, match="got CharTokenizer"):
+        save_pretrained(gpt, chars, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    small = GPT(GPTConfig(vocab_size=tokenizer.vocab_size - 1, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ValueError, match=f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                                         f"{tokenizer.vocab_size - 1} embeddings"):
+        save_pretrained(small, tokenizer, tmp_path / "never")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file; save_pretrained writes a folder"):
+        save_pretrained(gpt, tokenizer, tmp_path / "file")
+    with pytest.raises(ValueError, match=rf"eot_id must be a token id in 0\.\.{gpt.config.vocab_size - 1}, got 300: pass tokenizer.eot_id"):
+        to_hf(gpt, eot_id=300)
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json in .*for weights alone use from_hf"):
+        load_pretrained(tmp_path)
