@@ -1,0 +1,123 @@
+"""Training speed: one step of minigpt's GPT vs transformers' GPT2LMHeadModel, same weights.
+
+A training step is forward, cross-entropy, backward and one AdamW update. Both
+models start from the same weights (``minigpt.hf.to_hf``), take the same batch,
+compute the loss the same way (``F.cross_entropy`` on the logits, so the work is
+identical) and use the same AdamW settings. The losses are checked equal before
+timing, then the two steps run interleaved (``harness.compare``).
+
+Two sizes:
+
+- ``shakespeare-char``: vocab 65, block 64, batch 12, 4 layers, 4 heads, width 128
+  (nanoGPT's CPU Shakespeare run; the issue's target is minigpt >= 1.3x transformers);
+- ``bpe-6x384``: vocab 2048, block 256, batch 2, 6 layers, 6 heads, width 384
+  (a BPE-sized model, batch kept small so the script runs in about a minute).
+
+Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_train_step.py [--threads N]``
+(writes benchmarks/results/bench_train_step.json). One torch thread by default: on the
+shared 2-core machine two threads collapsed under load (a 30 ms step took 1.2 s, about
+6 minutes for the script) while one thread runs it in under a minute. The thread count
+is printed and recorded in the JSON; ``--threads 0`` keeps torch's own choice.
+``--device cuda`` times the same steps on a GPU (add ``--bf16`` for bf16 autocast and
+``--compile`` for ``torch.compile`` on both models); results go to
+bench_train_step_<device>.json with the GPU's name.
+"""
+
+import argparse
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import compare, row, save  # noqa: E402
+
+from minigpt.model import GPT, GPTConfig  # noqa: E402
+
+# name -> (model config, batch size, repeats)
+SIZES = {
+    "shakespeare-char": (GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12, 20),
+    "bpe-6x384": (GPTConfig(vocab_size=2048, block_size=256, n_layer=6, n_head=6, n_embd=384), 2, 8),
+}
+
+
+def make_step(model, logits_of, x, y, device, bf16: bool):
+    """A function running one training step of ``model`` on (x, y); returns the loss tensor."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step():
+        with autocast():
+            logits = logits_of(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()  # on a GPU, time the work, not the launch
+        return loss
+
+    return step
+
+
+def bench(name: str, config: GPTConfig, batch: int, repeats: int, device: torch.device,
+          bf16: bool, compiled: bool) -> dict:
+    from minigpt.hf import to_hf
+
+    torch.manual_seed(0)
+    ours = GPT(config).to(device).train()
+    theirs = to_hf(ours).to(device).train()  # to_hf returns eval mode; dropout is 0 either way
+    x = torch.randint(config.vocab_size, (batch, config.block_size), device=device)
+    y = torch.randint(config.vocab_size, (batch, config.block_size), device=device)
+    ours_logits = lambda idx: ours(idx)[0]  # noqa: E731
+    theirs_logits = lambda idx: theirs(input_ids=idx).logits  # noqa: E731
+    if compiled:
+        ours_logits, theirs_logits = torch.compile(ours_logits), torch.compile(theirs_logits)
+    ours_step = make_step(ours, ours_logits, x, y, device, bf16)
+    theirs_step = make_step(theirs, theirs_logits, x, y, device, bf16)
+
+    first_ours, first_theirs = ours_step().item(), theirs_step().item()  # same weights, same batch
+    tolerance = 2e-2 if bf16 else 1e-4
+    assert abs(first_ours - first_theirs) < tolerance, f"losses differ: {first_ours} vs {first_theirs}"
+    warmup = 5 if compiled else 3
+    result = compare(f"train step, {name}", ours_step, theirs_step, "minigpt", "transformers",
+                     warmup=warmup, repeats=repeats)
+    tokens = batch * config.block_size
+    return row(result, size=name, device=str(device), bf16=bf16, compiled=compiled, batch_size=batch,
+               tokens_per_step=tokens, minigpt_tokens_per_s=tokens / result.a_median_s,
+               transformers_tokens_per_s=tokens / result.b_median_s, config=config.to_dict())
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's own choice)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    device = torch.device(args.device)
+
+    rows = [bench(name, config, batch, repeats, device, args.bf16, args.compile)
+            for name, (config, batch, repeats) in SIZES.items()]
+    script = "bench_train_step"
+    if device.type == "cuda":
+        script += "_cuda"
+        for r in rows:
+            r["gpu"] = torch.cuda.get_device_name(device)
+    path = save(script, rows)
+    print(f"wrote {path} ({torch.get_num_threads()} torch threads)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
