@@ -160,11 +160,14 @@ def _split_docstring(doc: str) -> tuple[str, str] | None:
     """(summary, body) of a PEP 257 docstring: a one-line summary, a blank line, the body.
 
     The body is its prose: interactive examples (from the first ``>>>`` on) are code, not text, and are dropped.
+    A first line that is a call signature (``name(args) -> result``) is no summary: None.
     """
     lines = doc.strip().splitlines()
     if len(lines) < 3 or lines[1].strip():
         return None  # no body, or a summary that runs over several lines
     summary = lines[0].strip()
+    if re.match(r"[\w.]+\(", summary):
+        return None  # an old-style signature line such as "wrap(text : string) -> [string]", not a summary
     body = " ".join(" ".join(lines[2:]).split()).split(">>>")[0].strip()
     return summary, body
 
