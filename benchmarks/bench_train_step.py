@@ -20,7 +20,7 @@ shared 2-core machine two threads collapsed under load (a 30 ms step took 1.2 s,
 is printed and recorded in the JSON; ``--threads 0`` keeps torch's own choice.
 ``--device cuda`` times the same steps on a GPU (add ``--bf16`` for bf16 autocast and
 ``--compile`` for ``torch.compile`` on both models); results go to
-bench_train_step_<device>.json with the GPU's name.
+bench_train_step_cuda[_bf16][_compile].json with the GPU's name.
 """
 
 import argparse
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for name, (config, batch, repeats) in SIZES.items()]
     script = "bench_train_step"
     if device.type == "cuda":
-        script += "_cuda"
+        script += "_cuda" + "_bf16" * args.bf16 + "_compile" * args.compile
         for r in rows:
             r["gpu"] = torch.cuda.get_device_name(device)
     path = save(script, rows)
