@@ -364,3 +364,35 @@ def check_last_positions(fn: Callable, verbose: bool = True) -> Report:
         case("one token per row", [[3], [4], [5]]),
         case("mixed lengths", [[1] * n for n in (7, 1, 4, 2, 7)]),
     ], verbose=verbose)
+
+
+# --- Using Hugging Face Transformers ---
+
+def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(model, ids, prompt_len) -> float``: the total log-probability under
+    minigpt's ``GPT`` of the tokens ``ids[0, prompt_len:]``, each given all tokens before it
+    (``ids`` a LongTensor (1, T), 1 <= prompt_len < T)."""
+    import math
+
+    from minigpt.model import GPT, GPTConfig
+
+    def reference(model, ids, prompt_len):  # one forward pass per scored token: slow and obvious
+        total = 0.0
+        with torch.no_grad():
+            for t in range(prompt_len, ids.size(1)):
+                logits, _ = model(ids[:, :t])
+                total += torch.log_softmax(logits[0, -1], dim=-1)[ids[0, t]].item()
+        return total
+
+    config = GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT(config).eval()
+        uniform = GPT(config).eval()
+        ids = torch.randint(0, 11, (1, 9))
+    with torch.no_grad():
+        uniform.transformer.wte.weight.zero_()  # tied head: every logit 0, every token 1/11
+    cases = [Case("by hand: uniform model, 9 - 3 = 6 tokens -> 6 * log(1/11)", (uniform, ids, 3), -6 * math.log(11))]
+    cases += [Case(f"random model, prompt_len={p}", (model, ids, p), reference(model, ids, p), atol=1e-4)
+              for p in (1, 4, 8)]
+    return check(fn, cases, verbose=verbose)

@@ -264,3 +264,21 @@ def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
         to_hf(gpt, eot_id=300)
     with pytest.raises(FileNotFoundError, match="no tokenizer.json in .*for weights alone use from_hf"):
         load_pretrained(tmp_path)
+
+
+def test_sequence_logprob_checker_accepts_the_answer_and_rejects_an_off_by_one():
+    from minigpt.exercises import check_sequence_logprob
+
+    def answer(model, ids, prompt_len):
+        with torch.no_grad():
+            logits, _ = model(ids[:, :-1])
+        logp = torch.log_softmax(logits, dim=-1)[0]
+        targets = ids[0, 1:]
+        return logp[torch.arange(len(targets)), targets][prompt_len - 1:].sum().item()
+
+    def off_by_one(model, ids, prompt_len):  # also scores the last prompt token
+        return answer(model, ids, max(prompt_len - 1, 1)) if prompt_len > 1 else answer(model, ids, 1) - 1.0
+
+    assert check_sequence_logprob(answer, verbose=False).ok
+    report = check_sequence_logprob(off_by_one, verbose=False)
+    assert not report.ok and len(report.failed) == 4
