@@ -286,3 +286,14 @@ def test_attention_maps_reproduce_the_block_output():
     v = attn.c_attn(h).split(32, dim=2)[2].view(1, 6, 4, 8).transpose(1, 2)
     y = (model.attention_maps(idx)[0] @ v).transpose(1, 2).reshape(1, 6, 32)
     assert torch.allclose(attn.c_proj(y), attn(h), atol=1e-5)
+
+
+def test_forward_compiles_without_graph_breaks():
+    """The token-id checks read values back with .item(), which would split a torch.compile graph;
+    under compilation they are skipped, so the whole forward (with loss) is one graph."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    idx, targets = torch.randint(11, (2, 8)), torch.randint(11, (2, 8))
+    compiled = torch.compile(model, backend="eager", fullgraph=True)  # fullgraph: a graph break is an error
+    torch.testing.assert_close(compiled(idx, targets)[1], model(idx, targets)[1])
+    torch._dynamo.reset()
