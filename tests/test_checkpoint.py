@@ -15,13 +15,7 @@ from minigpt.train import TrainConfig, train
 TEXT = "to be, or not to be: that is the question. " * 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread beats two, which mostly wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def tiny(dropout=0.0, n_embd=16) -> GPT:

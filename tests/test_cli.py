@@ -10,13 +10,7 @@ TINY = ["--preset", "tiny", "--block-size", "16", "--n-layer", "1", "--n-embd", 
         "--eval-interval", "5", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The model is tiny: one thread beats two, which mostly wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture

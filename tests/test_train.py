@@ -16,13 +16,7 @@ from minigpt.train import TrainConfig, evaluate, lr_at, make_optimizer, train
 QUIET = dict(progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread beats two, which mostly wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def tiny_model(vocab_size=16, block_size=8, dropout=0.0, seed=0) -> GPT:
