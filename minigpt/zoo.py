@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -151,18 +152,25 @@ def _preset(name) -> Preset:
     return PRESETS[name]
 
 
+_AST_LOCK = threading.Lock()  # see code_digest
+
+
 def code_digest(source: str) -> str:
     """SHA-256 of Python ``source`` as its syntax tree without docstrings or comments.
 
     Editing a comment or a docstring keeps the digest; any change to what the code does changes it.
+    One thread at a time: CPython 3.11's ``ast.parse`` can fail with "AST constructor recursion
+    depth mismatch" when two threads parse at once (two first uses of the zoo in threads did).
     """
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    with _AST_LOCK:
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
 
 
 def source_hash() -> str:

@@ -142,13 +142,18 @@ def test_concurrent_first_use_trains_once_and_both_get_the_model(cache):
     results = [None, None]
 
     def worker(i):
-        results[i] = zoo.pretrained(TINY, progress=False)
+        try:
+            results[i] = zoo.pretrained(TINY, progress=False)
+        except Exception as error:  # a thread's exception would otherwise vanish
+            results[i] = error
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, f"a concurrent first use failed: {errors!r}"
     assert cache == ["test-tiny"]
     assert same_weights(results[0][0], results[1][0])
     folder = zoo.model_dir(TINY, zoo.cache_key(TINY, TEXT))
