@@ -27,8 +27,9 @@ __all__ = ["from_hf", "to_hf", "to_hf_tokenizer", "save_pretrained", "load_pretr
 
 # parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out, in)
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-# activations that are the tanh approximation of GELU, which minigpt's MLP uses
-TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")
+# HF's names for the two GELUs of GPTConfig.gelu ("gelu_pytorch_tanh" computes the same tanh form)
+HF_ACTIVATION = {"tanh": "gelu_new", "exact": "gelu"}
+GELU_OF_HF = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "exact"}
 
 
 def _is_conv1d(name: str) -> bool:
@@ -39,8 +40,9 @@ def _check_hf_config(hf_config) -> None:
     """Raise ValueError for any GPT-2 option minigpt's GPT does not implement."""
     n_inner = hf_config.n_inner
     problems = {
-        "activation_function": (hf_config.activation_function in TANH_GELUS,
-                                f"{hf_config.activation_function!r}, minigpt uses the tanh GELU ('gelu_new')"),
+        "activation_function": (hf_config.activation_function in GELU_OF_HF,
+                                f"{hf_config.activation_function!r}, minigpt has the tanh GELU ('gelu_new') "
+                                "and the exact one ('gelu')"),
         "n_inner": (n_inner in (None, 4 * hf_config.n_embd), f"{n_inner}, minigpt's MLP is 4 * n_embd wide"),
         "layer_norm_epsilon": (hf_config.layer_norm_epsilon == 1e-5,
                                f"{hf_config.layer_norm_epsilon}, minigpt uses 1e-5"),
@@ -60,7 +62,8 @@ def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
     """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (dropout chosen by the caller)."""
     _check_hf_config(hf_config)
     return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layer=hf_config.n_layer,
-                     n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=dropout, bias=True, norm="pre")
+                     n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=dropout, bias=True, norm="pre",
+                     gelu=GELU_OF_HF[hf_config.activation_function])
 
 
 def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
@@ -94,7 +97,8 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
 def to_hf(gpt: GPT, eot_id: int | None = None):
     """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval mode.
 
-    Only GPT-2's own layout converts: ``bias=True`` and ``norm="pre"``. ``eot_id`` is the
+    GPT-2's blocks are pre-LN (``norm="pre"``); a GPT without biases (``bias=False``)
+    converts with every bias set to zero, which computes the same function. ``eot_id`` is the
     end-of-text token, which the HF config records as its begin/end-of-text id and which
     ``generate`` stops at and pads with; by default the last id (GPT-2's own 50256 for its
     vocabulary). Pass your tokenizer's (``tokenizer.eot_id``) or let :func:`save_pretrained` do it.
@@ -102,20 +106,23 @@ def to_hf(gpt: GPT, eot_id: int | None = None):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = gpt.config
-    if not config.bias or config.norm != "pre":
-        raise ValueError(f"GPT-2 has biases and pre-LN blocks; this GPT has bias={config.bias}, "
-                         f"norm={config.norm!r}. Only GPTConfig(bias=True, norm='pre') converts to GPT2LMHeadModel")
+    if config.norm != "pre":
+        raise ValueError(f"GPT-2's blocks are pre-LN; this GPT has norm={config.norm!r}. "
+                         "Only GPTConfig(norm='pre') converts to GPT2LMHeadModel")
     eot_id = config.vocab_size - 1 if eot_id is None else eot_id
     if isinstance(eot_id, bool) or not isinstance(eot_id, int) or not 0 <= eot_id < config.vocab_size:
         raise ValueError(f"eot_id must be a token id in 0..{config.vocab_size - 1}, got {eot_id!r}: "
                          "pass tokenizer.eot_id")
     hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
-                           n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
+                           n_layer=config.n_layer, n_head=config.n_head, activation_function=HF_ACTIVATION[config.gelu],
                            resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
                            layer_norm_epsilon=1e-5, bos_token_id=eot_id, eos_token_id=eot_id,
                            tie_word_embeddings=True)
     hf_model = GPT2LMHeadModel(hf_config)
     state = {name: (t.t() if _is_conv1d(name) else t) for name, t in gpt.state_dict().items()}
+    if not config.bias:  # the same function: every bias zero
+        state |= {name: torch.zeros_like(t) for name, t in hf_model.state_dict().items()
+                  if name.endswith(".bias") and name not in state}
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
     missing = [name for name in missing if name != "lm_head.weight"]  # tied to wte, filled by it
     if missing or unexpected:

@@ -59,14 +59,20 @@ def test_from_hf_transposes_conv1d_weights(hf_model):
     assert torch.equal(gpt.transformer.h[1].ln_2.bias, hf_model.transformer.h[1].ln_2.bias)
 
 
-def test_to_hf_gives_the_same_logits_and_greedy_continuation():
+@pytest.mark.parametrize("overrides, activation", [
+    ({}, "gelu_new"), (dict(gelu="exact"), "gelu"), (dict(bias=False, gelu="exact"), "gelu")])
+def test_to_hf_gives_the_same_logits_and_greedy_continuation(overrides, activation):
     torch.manual_seed(3)
-    gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=32, n_layer=2, n_head=4, n_embd=48)).eval()
+    gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=32, n_layer=2, n_head=4, n_embd=48, **overrides)).eval()
     with torch.no_grad():
         for p in gpt.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            p.mul_(4).add_(0.05 * torch.randn_like(p))  # large pre-activations: the two GELUs differ visibly
     hf_model = to_hf(gpt)
     assert isinstance(hf_model, transformers.GPT2LMHeadModel) and not hf_model.training
+    assert hf_model.config.activation_function == activation
+    if not gpt.config.bias:  # no biases in minigpt: every HF bias is zero
+        biases = [t for name, t in hf_model.state_dict().items() if name.endswith(".bias")]
+        assert len(biases) == 2 * 6 + 1 and all(not t.any() for t in biases)  # 2 x (4 Linear, 2 LN), ln_f
     assert hf_model.lm_head.weight.data_ptr() == hf_model.transformer.wte.weight.data_ptr()
     idx = prompt()
     with torch.no_grad():
@@ -94,7 +100,7 @@ def test_from_hf_loads_a_saved_folder(hf_model, tmp_path):
 
 
 def test_from_hf_rejects_what_minigpt_cannot_represent():
-    with pytest.raises(ValueError, match=r"activation_function='relu', minigpt uses the tanh GELU"):
+    with pytest.raises(ValueError, match=r"activation_function='relu', minigpt has the tanh GELU"):
         from_hf(transformers.GPT2LMHeadModel(hf_config(activation_function="relu")))
     with pytest.raises(ValueError, match=r"n_inner=100, minigpt's MLP is 4 \* n_embd wide"):
         from_hf(transformers.GPT2LMHeadModel(hf_config(n_inner=100)))
@@ -104,11 +110,23 @@ def test_from_hf_rejects_what_minigpt_cannot_represent():
         from_hf({})
 
 
-@pytest.mark.parametrize("overrides", [dict(norm="post"), dict(bias=False)])
-def test_to_hf_rejects_layouts_gpt2_does_not_have(overrides):
-    gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=8, **overrides))
-    with pytest.raises(ValueError, match=r"Only GPTConfig\(bias=True, norm='pre'\) converts"):
+def test_to_hf_rejects_post_ln_blocks():
+    gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=1, n_head=2, n_embd=8, norm="post"))
+    with pytest.raises(ValueError, match=r"norm='post'. Only GPTConfig\(norm='pre'\) converts"):
         to_hf(gpt)
+
+
+def test_from_hf_maps_the_exact_gelu_and_the_tanh_one():
+    torch.manual_seed(0)
+    for activation, gelu in (("gelu", "exact"), ("gelu_new", "tanh"), ("gelu_pytorch_tanh", "tanh")):
+        hf = transformers.GPT2LMHeadModel(hf_config(activation_function=activation)).eval()
+        with torch.no_grad():
+            for p in hf.parameters():
+                p.mul_(4).add_(0.05 * torch.randn_like(p))
+        gpt = from_hf(hf)
+        assert gpt.config.gelu == gelu
+        with torch.no_grad():
+            assert (gpt(prompt())[0] - hf(prompt()).logits).abs().max().item() <= 1e-5
 
 
 # --- GPT-2 small itself: the full architecture, random weights (no download) ---------------

@@ -31,7 +31,7 @@ def closed_form_params(vocab_size, block_size, n_layer, n_embd, bias=True, **_) 
 # --- configuration -----------------------------------------------------------
 
 def test_config_round_trips_through_dict():
-    config = GPTConfig(**SMALL, dropout=0.1, bias=False, norm="post")
+    config = GPTConfig(**SMALL, dropout=0.1, bias=False, norm="post", gelu="exact")
     assert GPTConfig.from_dict(config.to_dict()) == config
 
 
@@ -43,6 +43,7 @@ def test_config_round_trips_through_dict():
     (dict(dropout=1.0), r"dropout must be a probability in \[0, 1\), got 1.0"),
     (dict(norm="sandwich"), r"norm must be 'pre' \(GPT-2\) or 'post'.*got 'sandwich'"),
     (dict(bias="yes"), r"bias must be True or False, got 'yes'"),
+    (dict(gelu="none"), r"gelu must be 'tanh' \(GPT-2\) or 'exact' \(erf, nanoGPT\), got 'none'"),
 ])
 def test_invalid_config_raises_clear_error(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -125,6 +126,22 @@ def test_mlp_is_gpt2_feed_forward_with_tanh_gelu():
     expected = gelu_tanh @ mlp.c_proj.weight.T + mlp.c_proj.bias
     assert mlp.c_fc.weight.shape == (128, 32)
     assert torch.allclose(mlp(x), expected, atol=1e-6)
+
+
+def test_mlp_with_the_exact_gelu_uses_the_normal_cdf():
+    torch.manual_seed(0)
+    mlp = MLP(GPTConfig(**SMALL, gelu="exact", bias=False)).double()
+    x = 3 * torch.randn(2, 3, 32, dtype=torch.float64)
+    h = x @ mlp.c_fc.weight.T
+    gelu_exact = h * 0.5 * (1 + torch.erf(h / math.sqrt(2)))  # x Phi(x)
+    assert torch.allclose(mlp(x), gelu_exact @ mlp.c_proj.weight.T, atol=1e-12)
+    tanh_mlp = MLP(GPTConfig(**SMALL, bias=False)).double()
+    tanh_mlp.load_state_dict(mlp.state_dict())
+    difference = (mlp(x) - tanh_mlp(x)).abs().max().item()
+    assert 0 < difference  # the two activations differ ...
+    grid = torch.linspace(-10, 10, 200_001, dtype=torch.float64)
+    gap = (F.gelu(grid) - F.gelu(grid, approximate="tanh")).abs().max().item()
+    assert 1e-4 < gap < 1e-3  # ... by less than 1e-3 anywhere, as GPTConfig's docstring says
 
 
 def test_head_is_tied_to_token_embedding():

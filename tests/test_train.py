@@ -101,6 +101,28 @@ def test_weight_decay_applies_to_matrices_only_and_tied_weights_once():
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
+def test_the_fused_update_is_adamws():
+    """make_optimizer's fused kernel against PyTorch's loop-over-tensors AdamW with the same groups."""
+    model, reference = tiny_model().double(), tiny_model().double()  # same weights; float64: no rounding noise
+    config = TrainConfig(weight_decay=0.1, learning_rate=1e-2)
+    fast = make_optimizer(model, config)
+    assert fast.defaults["fused"] is True
+    twin = {id(p): q for p, q in zip(model.parameters(), reference.parameters())}
+    slow = torch.optim.AdamW([{"params": [twin[id(p)] for p in g["params"]], "weight_decay": g["weight_decay"]}
+                              for g in fast.param_groups],
+                             lr=1e-2, betas=(config.beta1, config.beta2), foreach=False)
+    ids = toy_data()[0]
+    x, y = ids[:32].view(4, 8), ids[1:33].view(4, 8)
+    for net, optimizer in ((model, fast), (reference, slow)):
+        for _ in range(5):
+            optimizer.zero_grad()
+            net(x, y)[1].backward()
+            optimizer.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+    assert (model.transformer.wte.weight - tiny_model().transformer.wte.weight).abs().max() > 1e-3  # it moved
+
+
 # --- evaluation ------------------------------------------------------------------
 
 def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
