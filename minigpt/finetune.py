@@ -118,8 +118,7 @@ class GPTClassifier(nn.Module):
         last = last_positions(idx)
         idx = idx[:, :int(last.max()) + 1]  # columns that hold only padding change nothing: drop them
         tokens = idx.masked_fill(idx == PAD, 0)  # any id will do: causal attention never looks right
-        self.body._check_idx(tokens)
-        hidden = self.body._hidden(tokens)  # (B, T, C)
+        hidden = self.body.hidden_states(tokens)  # (B, T, C); checks the ids
         return hidden[torch.arange(idx.size(0), device=idx.device), last]
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):

@@ -226,6 +226,14 @@ class GPT(nn.Module):
             x = block(x, caches[i] if caches else None)
         return self.transformer.ln_f(x)
 
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final hidden states (B, T, C) for ``idx`` (B, T): what ``lm_head`` turns into logits.
+
+        Row t summarises tokens 0..t; fine-tuning heads and retrieval read these features.
+        """
+        self._check_idx(idx)
+        return self._hidden(idx)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab_size) for every position, and the mean cross-entropy with
         ``targets`` (B, T) when given (entries equal to -1 are ignored), else None."""

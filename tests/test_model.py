@@ -203,6 +203,18 @@ def test_gpt2_small_has_124m_parameters():
 def test_forward_rejects_bad_input(idx, match):
     with pytest.raises(ValueError, match=match):
         small_gpt()(idx)
+    with pytest.raises(ValueError, match=match):
+        small_gpt().hidden_states(idx)
+
+
+def test_hidden_states_are_what_the_head_reads():
+    model, idx = small_gpt(), random_ids(2, 5)
+    hidden = model.hidden_states(idx)
+    assert hidden.shape == (2, 5, SMALL["n_embd"])
+    # independent of lm_head: logits are the hidden states times the token embedding matrix
+    assert torch.allclose(hidden @ model.transformer.wte.weight.T, model(idx)[0], atol=1e-6)
+    ln_f = model.transformer.ln_f  # the last step is LayerNorm: each row has mean ~0 before the gain
+    assert torch.allclose((hidden - ln_f.bias).mean(-1), torch.zeros(2, 5), atol=1e-5)
 
 
 def test_forward_rejects_bad_targets():
