@@ -11,9 +11,10 @@ Each builder says where its data comes from:
   (PEP 257), which gives summarization pairs (body -> summary,
   :func:`summarization_pairs`) and question-answering pairs (summary ->
   qualified name, :func:`qa_pairs`). The text depends on the Python version.
-- **Written for the book**: :data:`SENTIMENT` holds 240 original sentences,
-  half positive and half negative, with :func:`sentiment_split` for a balanced
-  held-out test set and :func:`wordlist_sentiment` as the baseline classifier.
+- **Written for the book**: :data:`SENTIMENT_PAIRS` holds 122 pairs of original
+  sentences, one positive and one negative on the same topic (:data:`SENTIMENT` lists
+  them with labels), with :func:`sentiment_split` for a balanced held-out test set of
+  whole pairs and :func:`wordlist_sentiment` as the baseline classifier.
 
 Plus the small text statistics the chapter measures with: :func:`distinct_n`,
 :func:`repetition_rate`, :func:`sentences`, :func:`words` and a tf-idf index
@@ -33,7 +34,7 @@ import torch
 
 __all__ = ["english_words", "chinese_numeral", "parse_chinese", "number_split", "translation_pairs",
            "STDLIB_MODULES", "DocRecord", "docstring_records", "summarization_pairs", "qa_pairs",
-           "SENTIMENT", "POSITIVE_WORDS", "NEGATIVE_WORDS", "sentiment_split", "wordlist_sentiment",
+           "SENTIMENT_PAIRS", "SENTIMENT", "POSITIVE_WORDS", "NEGATIVE_WORDS", "sentiment_split", "wordlist_sentiment",
            "words", "sentences", "distinct_n", "repetition_rate", "TfIdf"]
 
 # --- numbers: English words <-> Chinese numerals (generated data) ---
@@ -223,255 +224,390 @@ def qa_pairs(records: list[DocRecord]) -> list[tuple[str, str]]:
 
 # --- sentiment (written for the book) ---
 
-_POSITIVE = """\
+# Written in pairs that share a topic and differ in the judgement: in each block the first
+# line is positive, the second negative. A pair is the unit of the train/test split.
+_PAIRS = """\
 The soup was warm and full of flavour.
-Our guide was patient and funny all afternoon.
-This little phone has a battery that lasts for days.
-I loved every minute of the concert.
-The new bridge makes my commute so much shorter.
-She gave a wonderful speech at the wedding.
-The hotel staff went out of their way to help us.
-What a delightful surprise to find the shop still open.
-The instructions were clear and the chair took ten minutes to build.
-Fresh bread from that bakery is the best part of my week.
-The film made the whole audience laugh and cheer.
-My new shoes are comfortable from the very first day.
-The garden looks beautiful after the rain.
-He fixed my bike quickly and charged a fair price.
-The library has a calm, friendly atmosphere.
-This is the most useful app I have installed this year.
-The teacher explained fractions so well that my son finally gets them.
-Dinner was excellent and the dessert was even better.
-The train was on time and the seats were clean.
-I am thrilled with how the photos turned out.
-The museum was fascinating from start to finish.
-Their customer service answered within an hour and solved everything.
-The coffee here is rich and smooth.
-We had a lovely walk along the river.
-The update made my laptop noticeably faster.
-Our neighbours are kind and always ready to help.
-The book kept me happily reading late into the night.
-The price was low and the quality was high.
-The kids had a fantastic time at the park.
-This blanket is soft, warm and well made.
-The doctor listened carefully and put me at ease.
-The festival was joyful and well organised.
-I would gladly stay at this campsite again.
-The song is catchy and it lifts my mood.
-The hike ended with a breathtaking view.
-My order arrived early and perfectly packed.
-The new manager has made the office a happier place.
-The cake was moist and not too sweet.
-Learning to swim this summer was a great decision.
-The repair held up perfectly through the winter.
-The play was moving and beautifully acted.
-This recipe is simple and the result is delicious.
-The software is reliable and easy to learn.
-We were welcomed with a smile and a cup of tea.
-The sunrise over the hills was stunning.
-The course gave me skills I use every day.
-That was the friendliest taxi driver I have ever met.
-The headphones sound crisp and clear.
-The room was spotless and the bed was comfy.
-I am proud of how well the team played today.
-The lecture was inspiring and easy to follow.
-The market has excellent fruit at good prices.
-Our holiday by the sea was relaxing and fun.
-The translation reads naturally and keeps the humour.
-This pen writes smoothly and never smudges.
-The waiter recommended a dish that turned out to be perfect.
-It was a pleasure to work with such a helpful team.
-The puppy is playful and gentle with the children.
-The bus driver waited for me, which was very kind.
-The new park is clean, green and full of life.
-My grandmother's stories are always a joy to hear.
-The festival food was tasty and cheap.
-I feel healthier since I started cycling to work.
-The app's design is elegant and intuitive.
-The concert hall has superb acoustics.
-The volunteers were cheerful and well prepared.
-This jacket kept me dry in a heavy storm.
-The ending of the novel was satisfying.
-We got great seats and a perfect view of the stage.
-The pharmacist was helpful and explained every dose.
-The wine was excellent value for money.
-The workshop was practical and well paced.
-The picnic was a happy afternoon in the sun.
-The plumber arrived on time and did tidy work.
-I enjoyed the quiet carriage on the train.
-The podcast is clever, warm and often hilarious.
-The vegetables from our garden taste amazing.
-The new version fixed every bug I had reported.
-It was not bad at all; in fact I liked it a lot.
-I was worried, but the exam went really well.
-Nothing went wrong and the trip was a success.
-I expected little, yet the meal was superb.
-The room was small but cosy and spotless.
-There was never a dull moment in the show.
-I could not have asked for a better teacher.
-Despite the rain, we had a wonderful day out.
-The old car still runs like a dream.
-The game is challenging in a good way.
-This camera takes sharp photos even at night.
-Our team finished the project early and celebrated.
-The nurse was gentle and reassuring.
-The town square is charming in the evening.
-The soup kitchen volunteers made everyone feel welcome.
-The price went down and the service got better.
-The dentist made the visit painless.
-I finally understand the theory, thanks to this video.
-The cafe has fast wifi and lovely cakes.
-My plants are thriving in the new window.
-The film's music was gorgeous.
-The match was thrilling until the final whistle.
-The apartment is bright, quiet and close to the station.
-Customer support was quick, polite and genuinely useful.
-The story was touching and I recommend it to everyone.
-Everything about the wedding was perfect.
-The kitchen knife is sharp, balanced and a pleasure to use.
-The class was fun and I made new friends.
-The free museum tour was informative and entertaining.
-He always keeps his promises.
-The sweater fits well and the colour is lovely.
-I never regret a visit to this restaurant.
-The parcel was delivered safely despite the snow.
-The scenery on the drive was spectacular.
-The children's choir sang beautifully.
-This tool saves me hours every week.
-The interview went better than I had hoped.
-The chef's new menu is a triumph.
-The festival fireworks were magnificent.
-The tutorial is short, clear and accurate.
-The hostel was cheap, clean and cheerful.
-The watch came back from the repair shop working like new.
-"""
-
-_NEGATIVE = """\
 The soup was cold and tasted of nothing.
+
+Our guide was patient and funny all afternoon.
 Our guide was rude and kept us waiting in the sun.
+
+This little phone has a battery that lasts for days.
 This phone's battery dies before lunch.
+
+I loved every minute of the concert.
 I hated the noise at the concert.
+
+The new bridge makes my commute so much shorter.
 The new road makes my commute longer than ever.
+
+She gave a wonderful speech at the wedding.
 His speech at the wedding was awkward and far too long.
+
+The hotel staff went out of their way to help us.
 The hotel staff ignored us when we asked for help.
+
+What a delightful surprise to find the shop still open.
 The shop was closed again, which was very annoying.
+
+The instructions were clear and the chair took ten minutes to build.
 The instructions were confusing and a part was missing.
+
+Fresh bread from that bakery is the best part of my week.
 The bread from that bakery was stale and hard.
+
+The film made the whole audience laugh and cheer.
 The film was so boring that half the audience left.
+
+My new shoes are comfortable from the very first day.
 My new shoes gave me blisters on the first day.
+
+The garden looks beautiful after the rain.
 The garden is full of weeds and litter.
+
+He fixed my bike quickly and charged a fair price.
 He broke my bike and charged me twice.
+
+The library has a calm, friendly atmosphere.
 The library was noisy and the staff were unfriendly.
+
+This is the most useful app I have installed this year.
 This app crashes every time I open it.
+
+The teacher explained fractions so well that my son finally gets them.
 The teacher was impatient and my son is more confused than before.
+
+Dinner was excellent and the dessert was even better.
 Dinner was overcooked and the dessert was worse.
+
+The train was on time and the seats were clean.
 The train was late and the seats were filthy.
+
+I am thrilled with how the photos turned out.
 I am disappointed with how the photos turned out.
+
+The museum was fascinating from start to finish.
 The museum was dull and overpriced.
+
+Their customer service answered within an hour and solved everything.
 Customer service never answered my emails.
+
+The coffee here is rich and smooth.
 The coffee here is bitter and weak.
+
+We had a lovely walk along the river.
 The walk along the river was muddy and miserable.
+
+The update made my laptop noticeably faster.
 The update made my laptop painfully slow.
+
+Our neighbours are kind and always ready to help.
 Our neighbours are loud every night.
+
+The book kept me happily reading late into the night.
 The book was so tedious that I gave up halfway.
+
+The price was low and the quality was high.
 The price was high and the quality was poor.
+
+The kids had a fantastic time at the park.
 The kids were bored at the park.
+
+This blanket is soft, warm and well made.
 This blanket is scratchy and thin.
+
+The doctor listened carefully and put me at ease.
 The doctor rushed me out without listening.
+
+The festival was joyful and well organised.
 The festival was crowded and badly organised.
+
+I would gladly stay at this campsite again.
 I would never stay at this campsite again.
+
+The song is catchy and it lifts my mood.
 The song is repetitive and it gets on my nerves.
+
+The hike ended with a breathtaking view.
 The hike ended in fog and we saw nothing.
+
+My order arrived early and perfectly packed.
 My order arrived late and the box was crushed.
+
+The new manager has made the office a happier place.
 The new manager has made the office a tense place.
+
+The cake was moist and not too sweet.
 The cake was dry and far too sweet.
-Taking that course was a waste of money.
+
+Learning to swim this summer was a great decision.
+Learning to swim this summer was a waste of time.
+
+The repair held up perfectly through the winter.
 The repair failed after a week.
+
+The play was moving and beautifully acted.
 The play was clumsy and badly acted.
+
+This recipe is simple and the result is delicious.
 This recipe is complicated and the result is bland.
+
+The software is reliable and easy to learn.
 The software is buggy and hard to learn.
+
+We were greeted with a smile and a cup of tea.
 We were greeted with a frown and a long wait.
-The view from the room was a brick wall.
+
+The sunrise over the hills was stunning.
+The sunrise over the hills was hidden by grey cloud.
+
+The course gave me skills I use every day.
 The course taught me nothing I could use.
+
+That was the friendliest taxi driver I have ever met.
 That was the rudest taxi driver I have ever met.
+
+The headphones sound crisp and clear.
 The headphones crackle and hurt my ears.
+
+The room was spotless and the bed was comfy.
 The room was dirty and the bed was uncomfortable.
+
+I am proud of how well the team played today.
 I am ashamed of how badly the team played today.
+
+The lecture was inspiring and easy to follow.
 The lecture was confusing and hard to follow.
+
+The market has excellent fruit at good prices.
 The market's fruit was rotten and expensive.
+
+Our holiday by the sea was relaxing and fun.
 Our holiday by the sea was stressful and rainy.
+
+The translation reads naturally and keeps the humour.
 The translation is stiff and loses the humour.
+
+This pen writes smoothly and never smudges.
 This pen leaks and smudges everything.
+
+The waiter recommended a dish that turned out to be perfect.
 The waiter recommended a dish that turned out to be awful.
+
+It was a pleasure to work with such a helpful team.
 It was a struggle to work with such an unhelpful team.
+
+The puppy is playful and gentle with the children.
 The puppy bites and scares the children.
+
+The bus driver waited for me, which was very kind.
 The bus driver drove off while I was running to the stop.
+
+The new park is clean, green and full of life.
 The new park is already dirty and neglected.
+
+The festival food was tasty and cheap.
 The festival food was greasy and expensive.
+
+I feel healthier since I started cycling to work.
 I feel exhausted since I started commuting by car.
+
+The app's design is elegant and intuitive.
 The app's design is cluttered and confusing.
+
+The concert hall has superb acoustics.
 The concert hall has terrible acoustics.
+
+The volunteers were cheerful and well prepared.
 The volunteers were grumpy and unprepared.
+
+This jacket kept me dry in a heavy storm.
 This jacket leaked in a light shower.
+
+The ending of the novel was satisfying.
 The ending of the novel was disappointing.
+
+We got great seats and a perfect view of the stage.
 We got awful seats and could not see the stage.
+
+The pharmacist was helpful and explained every dose.
 The pharmacist was careless and gave me the wrong dose.
+
+The wine was excellent value for money.
 The wine was poor value for money.
+
+The workshop was practical and well paced.
 The workshop was vague and far too slow.
+
+The picnic was a happy afternoon in the sun.
 The picnic was ruined by wasps and rain.
+
+The plumber arrived on time and did tidy work.
 The plumber arrived three hours late and left a mess.
+
+I enjoyed the quiet carriage on the train.
 The quiet carriage was full of people shouting into phones.
+
+The podcast is clever, warm and often hilarious.
 The podcast is smug and often boring.
+
+The vegetables from our garden taste amazing.
 The vegetables from the shop taste of nothing.
+
+The new version fixed every bug I had reported.
 The new version brought back every bug I had reported.
+
+It was not bad at all; in fact I liked it a lot.
 It was not good at all; in fact I disliked it.
+
+I was worried, but the exam went really well.
 I was hopeful, but the exam went really badly.
+
+Nothing went wrong and the trip was a success.
 Everything went wrong and the trip was a failure.
+
+I expected little, yet the meal was superb.
 I expected a lot, yet the meal was mediocre.
+
+The room was small but cosy and spotless.
 The room was large but dusty and cold.
+
+There was never a dull moment in the show.
 The show was one dull moment after another.
+
+I could not have asked for a better teacher.
 I could not have asked for a worse teacher.
+
+Despite the rain, we had a wonderful day out.
 Because of the rain, our day out was a disaster.
+
+The old car still runs like a dream.
 The old car breaks down every month.
+
+The game is challenging in a good way.
 The game is frustrating and unfair.
+
+This camera takes sharp photos even at night.
 This camera takes blurry photos even in daylight.
+
+Our team finished the project early and celebrated.
 Our team missed the deadline and argued all week.
+
+The nurse was gentle and reassuring.
 The nurse was rough and dismissive.
+
+The town square is charming in the evening.
 The town square is grim and deserted in the evening.
-The waiting room was cold and nobody told us anything.
+
+The price went down and the service got better.
 The price went up and the service got worse.
+
+The dentist made the visit painless.
 The dentist made the visit painful.
+
+I finally understand the theory, thanks to this video.
 I still do not understand the theory after this video.
+
+The cafe has fast wifi and lovely cakes.
 The cafe has no wifi and the cakes were stale.
+
+My plants are thriving in the new window.
 My plants are dying in the new window.
+
+The film's music was gorgeous.
 The film's music was grating.
+
+The match was thrilling until the final whistle.
 The match was dreary until the final whistle.
+
+The apartment is bright, quiet and close to the station.
 The apartment is dark, noisy and far from the station.
+
+Customer support was quick, polite and genuinely useful.
 Customer support was slow, rude and of no use.
+
+The story was touching and I recommend it to everyone.
 The story was shallow and I would not recommend it.
+
+Everything about the wedding was perfect.
 Everything about the wedding was a mess.
+
+The kitchen knife is sharp, balanced and a pleasure to use.
 The kitchen knife is blunt and unpleasant to use.
+
+The class was fun and I made new friends.
 The class was boring and nobody talked to me.
+
+The free museum tour was informative and entertaining.
 The museum tour was rushed and uninformative.
+
+He always keeps his promises.
 He never keeps his promises.
+
+The sweater fits well and the colour is lovely.
 The sweater shrank after one wash and the colour faded.
+
+I never regret a visit to this restaurant.
 I always regret a visit to this restaurant.
+
+The parcel was delivered safely despite the snow.
 The parcel was lost and nobody would take responsibility.
+
+The scenery on the drive was spectacular.
 The drive was ugly and full of traffic jams.
+
+The children's choir sang beautifully.
 The choir sang out of tune all evening.
+
+This tool saves me hours every week.
 This tool wastes hours of my time every week.
+
+The interview went better than I had hoped.
 The interview went worse than I had feared.
+
+The chef's new menu is a triumph.
 The chef's new menu is a disaster.
+
+The festival fireworks were magnificent.
 The fireworks were cancelled at the last minute.
+
+The tutorial is short, clear and accurate.
 The tutorial is long, muddled and wrong.
+
+The hostel was cheap, clean and cheerful.
 The hostel was cheap, dirty and loud.
+
+The watch came back from the repair shop working like new.
 The watch came back from the repair shop still broken.
+
+My grandmother's stories are always a joy to hear.
+My grandfather's stories are always long and pointless.
+
+The soup kitchen volunteers made everyone feel welcome.
+The soup kitchen volunteers made the guests feel like a nuisance.
+
+The waiting room was warm and the staff kept us informed.
+The waiting room was cold and nobody told us anything.
+
+The queue at the bank was short and the clerk was polite.
 The queue at the bank was endless and the clerk was rude.
 """
 
-_POS, _NEG = _POSITIVE.splitlines(), _NEGATIVE.splitlines()
-#: 240 original sentences written for this book: (text, label), label 1 = positive, 0 = negative.
-SENTIMENT = [(s, 1) for s in _POS] + [(s, 0) for s in _NEG]
+
+def _parse_pairs(text: str) -> list[tuple[str, str]]:
+    """(positive, negative) from blocks of two lines separated by a blank line; anything else is a typo."""
+    pairs = [tuple(block.splitlines()) for block in text.strip().split("\n\n")]
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"each sentiment block needs a positive and a negative line, got {pair!r}")
+    return pairs
+
+
+#: 122 topic-sharing pairs of original sentences written for this book: (positive, negative).
+SENTIMENT_PAIRS = _parse_pairs(_PAIRS)
+#: The same 244 sentences as (text, label), label 1 = positive, 0 = negative; pair i is at 2i and 2i + 1.
+SENTIMENT = [(text, label) for pair in SENTIMENT_PAIRS for text, label in zip(pair, (1, 0))]
 
 #: Word lists for the baseline: count positive minus negative words (no grammar, no negation).
 POSITIVE_WORDS = frozenset("""good great excellent wonderful lovely loved love best happy happier happily
@@ -488,24 +624,32 @@ badly dying regret waste wastes never nothing missing""".split())
 
 
 def sentiment_split(test_fraction: float = 0.25, seed: int = 0):
-    """(train, test) lists of (text, label) from :data:`SENTIMENT`, each split balanced.
+    """(train, test) lists of (text, label) from :data:`SENTIMENT`, split by whole pairs.
 
-    The same fraction of each class is held out, drawn with ``random.Random(seed)``;
-    both lists are shuffled with the same generator, so the order repeats run to run.
+    ``round(test_fraction * len(SENTIMENT_PAIRS))`` pairs of :data:`SENTIMENT_PAIRS`, drawn with
+    ``random.Random(seed)``, form the test set; the rest form the training set. Why pairs:
+    the two sentences of a pair share their topic words ("The soup was warm..." / "The soup
+    was cold..."), so with one in training and the other in the test set, every topic word
+    points a learner to the wrong label. Split by pair, the words a pair shares occur in
+    training once with each label or not at all, and both sets are balanced.
+
+    Each list holds its pairs in random order, positive sentence first, so a cut at an even
+    position (e.g. the last training pairs kept for validation) never separates a pair.
     """
+    n_pairs = len(SENTIMENT_PAIRS)
     if not isinstance(test_fraction, float) or not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be a float strictly between 0 and 1, got {test_fraction!r}")
-    rng = random.Random(seed)
-    train, test = [], []
-    for label in (0, 1):
-        group = [item for item in SENTIMENT if item[1] == label]
-        rng.shuffle(group)
-        n_test = max(1, round(test_fraction * len(group)))
-        test += group[:n_test]
-        train += group[n_test:]
-    rng.shuffle(train)
-    rng.shuffle(test)
-    return train, test
+    n_test = round(test_fraction * n_pairs)
+    if not 1 <= n_test < n_pairs:
+        raise ValueError(f"test_fraction={test_fraction} holds out {n_test} of the {n_pairs} pairs; "
+                         "choose a fraction that leaves at least one pair on each side")
+    order = list(range(n_pairs))
+    random.Random(seed).shuffle(order)
+
+    def labelled(indices):
+        return [(text, label) for i in indices for text, label in zip(SENTIMENT_PAIRS[i], (1, 0))]
+
+    return labelled(order[n_test:]), labelled(order[:n_test])
 
 
 def wordlist_sentiment(text: str) -> int:

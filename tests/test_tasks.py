@@ -142,16 +142,75 @@ def test_summarization_and_qa_pairs():
     assert tasks.qa_pairs(records) == [(r.summary, r.name) for r in records]
 
 
-def test_sentiment_set_is_original_balanced_and_split_without_overlap():
-    assert len(tasks.SENTIMENT) >= 200 and len(set(tasks.SENTIMENT)) == len(tasks.SENTIMENT)
-    assert sum(label for _, label in tasks.SENTIMENT) * 2 == len(tasks.SENTIMENT)
-    train, test = tasks.sentiment_split(0.25, seed=0)
-    assert len(test) == 60 and sum(label for _, label in test) == 30
-    assert not {t for t, _ in train} & {t for t, _ in test}
-    assert sorted(train + test) == sorted(tasks.SENTIMENT)
-    assert (train, test) == tasks.sentiment_split(0.25, seed=0)
-    with pytest.raises(ValueError, match="test_fraction must be a float"):
-        tasks.sentiment_split(1.0)
+FUNCTION_WORDS = set("a an and at i in is it my of our so that the this to was we were with".split())
+
+# Partners written out by hand, independent of how tasks pairs its lines: from the start, the
+# middle and the end of the lists, where an off-by-one line once paired sentences wrongly.
+HAND_PAIRED = [
+    ("The soup was warm and full of flavour.", "The soup was cold and tasted of nothing."),
+    ("The price went down and the service got better.", "The price went up and the service got worse."),
+    ("The watch came back from the repair shop working like new.",
+     "The watch came back from the repair shop still broken."),
+    ("The queue at the bank was short and the clerk was polite.",
+     "The queue at the bank was endless and the clerk was rude."),
+]
+
+
+def test_sentiment_set_is_original_balanced_pairs_on_one_topic():
+    pairs = tasks.SENTIMENT_PAIRS
+    texts = [t for t, _ in tasks.SENTIMENT]
+    assert len(texts) >= 200 and len(set(texts)) == len(texts) == 2 * len(pairs)
+    assert tasks.SENTIMENT == [(t, label) for p, n in pairs for t, label in ((p, 1), (n, 0))]
+    assert set(HAND_PAIRED) <= set(pairs)
+    for positive, negative in pairs:  # a pair shares a topic word: lines out of step would not
+        shared = set(tasks.words(positive)) & set(tasks.words(negative)) - FUNCTION_WORDS
+        assert shared, (positive, negative)
+
+
+def test_parse_pairs_rejects_a_block_without_its_partner():
+    assert tasks._parse_pairs("Good.\nBad.\n\nNice.\nNasty.\n") == [("Good.", "Bad."), ("Nice.", "Nasty.")]
+    with pytest.raises(ValueError, match="needs a positive and a negative line, got \\('Lonely.',\\)"):
+        tasks._parse_pairs("Good.\nBad.\n\nLonely.\n")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sentiment_split_holds_out_whole_pairs(seed):
+    train, test = tasks.sentiment_split(0.25, seed=seed)
+    n_test_pairs = round(0.25 * len(tasks.SENTIMENT_PAIRS))
+    assert len(test) == 2 * n_test_pairs and sum(label for _, label in test) == n_test_pairs
+    assert sum(label for _, label in train) * 2 == len(train)
+    assert sorted(train + test) == sorted(tasks.SENTIMENT)  # every sentence exactly once
+    pair_of = {text: i for i, pair in enumerate(tasks.SENTIMENT_PAIRS) for text in pair}
+    train_pairs, test_pairs = ({pair_of[t] for t, _ in split} for split in (train, test))
+    assert not train_pairs & test_pairs and len(test_pairs) == n_test_pairs
+    test_texts = {t for t, _ in test}
+    for positive, negative in HAND_PAIRED:
+        assert (positive in test_texts) == (negative in test_texts)
+    for split in (train, test):  # positive then negative partner, so an even cut keeps pairs whole
+        assert [label for _, label in split] == [1, 0] * (len(split) // 2)
+        assert all(pair_of[split[i][0]] == pair_of[split[i + 1][0]] for i in range(0, len(split), 2))
+
+
+def test_sentiment_split_repeats_per_seed_and_differs_across_seeds():
+    state = __import__("random").getstate()
+    first = tasks.sentiment_split(0.25, seed=0)
+    assert __import__("random").getstate() == state  # the global random state is untouched
+    assert first == tasks.sentiment_split(0.25, seed=0)
+    tests = [{t for t, _ in tasks.sentiment_split(0.25, seed=s)[1]} for s in range(3)]
+    assert tests[0] != tests[1] and tests[1] != tests[2] and tests[0] != tests[2]
+    assert len(tasks.sentiment_split(0.5, seed=0)[1]) == 2 * round(0.5 * len(tasks.SENTIMENT_PAIRS))
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.0, -0.1, 1, "0.25", None])
+def test_sentiment_split_rejects_fractions_outside_0_1(bad):
+    with pytest.raises(ValueError, match="test_fraction must be a float strictly between 0 and 1"):
+        tasks.sentiment_split(bad)
+
+
+@pytest.mark.parametrize("bad", [0.001, 0.999])
+def test_sentiment_split_rejects_fractions_that_empty_a_side(bad):
+    with pytest.raises(ValueError, match=f"test_fraction={bad} holds out .* pairs; choose a fraction"):
+        tasks.sentiment_split(bad)
 
 
 def test_wordlist_baseline_counts_words_and_misses_negation():
