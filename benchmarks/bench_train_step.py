@@ -49,8 +49,8 @@ from minigpt.train import TrainConfig, make_optimizer  # noqa: E402
 
 # name -> (model config, batch size, repeats)
 SIZES = {
-    "shakespeare-char": (GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12, 20),
-    "bpe-6x384": (GPTConfig(vocab_size=2048, block_size=256, n_layer=6, n_head=6, n_embd=384), 2, 8),
+    "shakespeare-char": (GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12, 50),
+    "bpe-6x384": (GPTConfig(vocab_size=2048, block_size=256, n_layer=6, n_head=6, n_embd=384), 2, 16),
 }
 # name -> the GPTConfig fields that differ from GPT-2's layout
 ARCHITECTURES = {"gpt2": {}, "nanogpt": {"bias": False, "gelu": "exact"}}
