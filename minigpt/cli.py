@@ -34,6 +34,8 @@ MODEL_FLAGS = {
     "n_head": (int, "attention heads per block"),
     "n_embd": (int, "width of the residual stream"),
     "dropout": (float, "dropout probability"),
+    "bias": (lambda text: _yes_no(text, "--bias"), "biases in Linear and LayerNorm: yes (GPT-2) or no (nanoGPT)"),
+    "gelu": (str, "the MLP's GELU: tanh (GPT-2) or exact (nanoGPT)"),
 }
 
 TRAIN_HELP = {
@@ -66,7 +68,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--tokenizer", choices=("char", "bpe"), help="characters, or byte-level BPE (default: the preset's)")
     data.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size (default: %(default)s)")
     data.add_argument("--val-fraction", type=float, default=0.1, help="last fraction held out (default: %(default)s)")
-    model = parser.add_argument_group("model (GPT-2 layout)")
+    model = parser.add_argument_group("model (GPT-2 layout unless --bias no / --gelu exact)")
     model.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char",
                        help="model size and training length to start from (default: %(default)s)")
     for name, (kind, text) in MODEL_FLAGS.items():
@@ -95,6 +97,13 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default: %(default)s)")
+
+
+def _yes_no(text: str, flag: str) -> bool:
+    answers = {"yes": True, "true": True, "no": False, "false": False}
+    if text.lower() not in answers:
+        raise argparse.ArgumentTypeError(f"{flag} takes yes or no, got {text!r}")
+    return answers[text.lower()]
 
 
 def _flags(args, names) -> dict:

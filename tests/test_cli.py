@@ -71,6 +71,21 @@ def test_sample_needs_a_saved_tokenizer(tmp_path):
         main(["sample", "--checkpoint", str(tmp_path / "ck")])
 
 
+def test_nanogpt_layout_from_the_command_line(tmp_path, corpus):
+    out = str(tmp_path / "nano")
+    assert main(["train", "--text-file", corpus, *TINY, "--max-iters", "2", "--bias", "no", "--gelu", "exact",
+                 "--out-dir", out]) == 0
+    model, _, _ = checkpoint.load(out)
+    assert model.config.bias is False and model.config.gelu == "exact"
+    assert not any(name.endswith(".bias") for name, _ in model.named_parameters())
+
+
+def test_bias_takes_yes_or_no(tmp_path, corpus, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--text-file", corpus, *TINY, "--bias", "maybe", "--out-dir", str(tmp_path / "r")])
+    assert "--bias takes yes or no, got 'maybe'" in capsys.readouterr().err
+
+
 def test_bad_settings_fail_before_training(tmp_path, corpus):
     with pytest.raises(SystemExit, match="error: TrainConfig.max_iters must be a positive int"):
         main(["train", "--text-file", corpus, *TINY, "--max-iters", "0", "--out-dir", str(tmp_path / "r")])
@@ -78,3 +93,5 @@ def test_bad_settings_fail_before_training(tmp_path, corpus):
         main(["train", "--text-file", corpus, *TINY, "--device", "gpu", "--out-dir", str(tmp_path / "r")])
     with pytest.raises(SystemExit):   # argparse: exit code 2 and the choices listed
         main(["train", "--preset", "huge", "--out-dir", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="error: GPTConfig.gelu must be 'tanh'"):
+        main(["train", "--text-file", corpus, *TINY, "--gelu", "none", "--out-dir", str(tmp_path / "r")])
