@@ -76,7 +76,8 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
     """Read a checkpoint folder: ``(model, tokenizer or None, train_state or None)``."""
     path = Path(path)
     meta = read_config(path)
-    model = GPT(GPTConfig.from_dict(meta["model_config"]))
+    with torch.random.fork_rng(devices=[]):  # the weights are replaced below: leave the caller's random state alone
+        model = GPT(GPTConfig.from_dict(meta["model_config"]))
     _load_weights(model, path / WEIGHTS)
     model.to(device)
     tokenizer = None

@@ -82,7 +82,8 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
     if not isinstance(model_or_path, GPT2LMHeadModel):
         raise TypeError(f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
                         f"got {type(model_or_path).__name__}")
-    gpt = GPT(config_from_hf(model_or_path.config, dropout))
+    with torch.random.fork_rng(devices=[]):  # the weights are replaced below: leave the caller's random state alone
+        gpt = GPT(config_from_hf(model_or_path.config, dropout))
     hf_state = model_or_path.state_dict()
     state = {}
     for name in gpt.state_dict():

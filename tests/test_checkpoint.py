@@ -43,6 +43,17 @@ def test_model_and_tokenizer_round_trip(tmp_path):
         "config.json", "model.safetensors", "tokenizer.json"]
 
 
+def test_loading_leaves_the_callers_random_state_alone(tmp_path):
+    """A loaded model is built and then overwritten: its throwaway initialisation must not draw
+    from the global generator, or code after a load would differ from code after training."""
+    checkpoint.save(tmp_path / "ck", tiny())
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    checkpoint.load(tmp_path / "ck")
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_train_state_round_trips_tensors_tuples_and_int_keys(tmp_path):
     state = {"step": 3, "optimizer": {"state": {0: {"step": torch.tensor(3.0), "m": torch.ones(2, 2)}},
                                       "param_groups": [{"betas": (0.9, 0.99), "params": [0, 1]}]},

@@ -51,6 +51,14 @@ def test_from_hf_gives_the_same_greedy_continuation(hf_model):
     assert torch.equal(gpt.generate(idx, 20, temperature=0), expected)
 
 
+def test_from_hf_leaves_the_callers_random_state_alone(hf_model):
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    from_hf(hf_model)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_from_hf_transposes_conv1d_weights(hf_model):
     gpt = from_hf(hf_model)
     hf_w = hf_model.transformer.h[1].attn.c_attn.weight  # Conv1D: (in, out)
