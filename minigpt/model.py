@@ -237,8 +237,7 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab_size) for every position, and the mean cross-entropy with
         ``targets`` (B, T) when given (entries equal to -1 are ignored), else None."""
-        self._check_idx(idx)
-        logits = self.lm_head(self._hidden(idx))
+        logits = self.lm_head(self.hidden_states(idx))
         if targets is None:
             return logits, None
         if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:

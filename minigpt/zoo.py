@@ -172,7 +172,6 @@ def code_digest(source: str) -> str:
         return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
-
 def source_hash() -> str:
     """One digest of the code of minigpt's files that decide a trained model (:data:`SOURCE_FILES`)."""
     digests = {name: code_digest((Path(__file__).parent / name).read_text(encoding="utf-8"))
