@@ -32,17 +32,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train_step import ARCHITECTURES, SIZES, make_step  # noqa: E402
 from harness import save  # noqa: E402
 
 from minigpt.model import GPT, GPTConfig  # noqa: E402
 from minigpt.train import TrainConfig, make_optimizer  # noqa: E402
 
-CONFIG = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
-BATCH = 12
+CONFIG, BATCH, _ = SIZES["shakespeare-char"]
 # kind of work -> profiler event names whose self CPU time it collects
 KINDS = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
@@ -62,7 +61,7 @@ def configurations() -> dict:
     ours = GPT(CONFIG).train()
     ours_before = GPT(CONFIG).train()
     ours_before.load_state_dict(ours.state_dict())
-    nano = GPT(GPTConfig(**{**CONFIG.to_dict(), "bias": False, "gelu": "exact"})).train()
+    nano = GPT(GPTConfig(**{**CONFIG.to_dict(), **ARCHITECTURES["nanogpt"]})).train()
     theirs_loop, theirs_fused = to_hf(ours).train(), to_hf(ours).train()
     train_config = TrainConfig(learning_rate=1e-3, weight_decay=0.1)
 
@@ -87,16 +86,6 @@ def configurations() -> dict:
         "transformers, fused AdamW":
             (theirs_fused, hf_logits(theirs_fused), adamw(theirs_fused, True), "gpt2", "fused"),
     }
-
-
-def make_step(logits_of, optimizer, x, y):
-    def step():
-        logits = logits_of(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
 
 
 def round_robin_medians(steps: dict, warmup: int, repeats: int) -> dict:
@@ -153,7 +142,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     x = torch.randint(CONFIG.vocab_size, (BATCH, CONFIG.block_size), generator=torch.Generator().manual_seed(1))
     y = torch.randint(CONFIG.vocab_size, (BATCH, CONFIG.block_size), generator=torch.Generator().manual_seed(2))
     setups = configurations()
-    steps = {label: make_step(logits_of, optimizer, x, y) for label, (_, logits_of, optimizer, _, _) in setups.items()}
+    cpu = torch.device("cpu")
+    steps = {label: make_step(optimizer, logits_of, x, y, cpu, bf16=False)
+             for label, (_, logits_of, optimizer, _, _) in setups.items()}
     medians = round_robin_medians(steps, warmup=3, repeats=args.repeats)
     shares_of = kind_shares(steps, args.steps)
     rows = []

@@ -56,8 +56,8 @@ SIZES = {
 ARCHITECTURES = {"gpt2": {}, "nanogpt": {"bias": False, "gelu": "exact"}}
 
 
-def make_step(model, optimizer, logits_of, x, y, device, bf16: bool):
-    """A function running one training step of ``model`` on (x, y); returns the loss tensor."""
+def make_step(optimizer, logits_of, x, y, device, bf16: bool):
+    """A function running one training step (``logits_of`` then ``optimizer``) on (x, y); returns the loss tensor."""
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -91,8 +91,8 @@ def bench(name: str, architecture: str, config: GPTConfig, batch: int, repeats: 
         ours_logits, theirs_logits = torch.compile(ours_logits), torch.compile(theirs_logits)
     ours_optimizer = make_optimizer(ours, TrainConfig(learning_rate=1e-3, weight_decay=0.1))
     theirs_optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-3, weight_decay=0.1, fused=True)
-    ours_step = make_step(ours, ours_optimizer, ours_logits, x, y, device, bf16)
-    theirs_step = make_step(theirs, theirs_optimizer, theirs_logits, x, y, device, bf16)
+    ours_step = make_step(ours_optimizer, ours_logits, x, y, device, bf16)
+    theirs_step = make_step(theirs_optimizer, theirs_logits, x, y, device, bf16)
 
     first_ours, first_theirs = ours_step().item(), theirs_step().item()
     if architecture == "gpt2":  # same weights, same batch: the same loss
