@@ -13,7 +13,10 @@ Two architectures of minigpt, each against transformers' GPT-2 of the same size:
   ratio measures the implementations alone;
 - ``nanogpt``: the layout nanoGPT trains by default (no biases, exact GELU), which the
   issue's anchor measured at about 1.5x transformers. Different models, so only their first
-  losses are checked to be close to ln(vocab_size), the loss of an untrained model.
+  losses are checked to be close to ln(vocab_size), the loss of an untrained model. In this
+  layout two more pairs run: minigpt against the same model written the way nanoGPT writes it
+  (``nanogpt_model.py``, same weights, losses checked equal), and that model against
+  transformers, which measures the anchor again today.
 
 Two sizes:
 
@@ -43,6 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, row, save  # noqa: E402
+from nanogpt_model import NanoGPT  # noqa: E402
 
 from minigpt.model import GPT, GPTConfig  # noqa: E402
 from minigpt.train import TrainConfig, make_optimizer  # noqa: E402
@@ -75,7 +79,9 @@ def make_step(optimizer, logits_of, x, y, device, bf16: bool):
 
 
 def bench(name: str, architecture: str, config: GPTConfig, batch: int, repeats: int, device: torch.device,
-          bf16: bool, compiled: bool) -> dict:
+          bf16: bool, compiled: bool) -> list[dict]:
+    """The rows for one size and one minigpt layout: minigpt vs transformers, and in nanoGPT's
+    layout also minigpt vs nanoGPT's way and nanoGPT's way vs transformers."""
     from minigpt.hf import to_hf
 
     torch.manual_seed(0)
@@ -85,28 +91,42 @@ def bench(name: str, architecture: str, config: GPTConfig, batch: int, repeats: 
     ours = ours.to(device).train()
     x = torch.randint(config.vocab_size, (batch, config.block_size), device=device)
     y = torch.randint(config.vocab_size, (batch, config.block_size), device=device)
-    ours_logits = lambda idx: ours(idx)[0]  # noqa: E731
-    theirs_logits = lambda idx: theirs(input_ids=idx).logits  # noqa: E731
-    if compiled:
-        ours_logits, theirs_logits = torch.compile(ours_logits), torch.compile(theirs_logits)
-    ours_optimizer = make_optimizer(ours, TrainConfig(learning_rate=1e-3, weight_decay=0.1))
-    theirs_optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-3, weight_decay=0.1, fused=True)
-    ours_step = make_step(ours_optimizer, ours_logits, x, y, device, bf16)
-    theirs_step = make_step(theirs_optimizer, theirs_logits, x, y, device, bf16)
+    contenders = {"minigpt": (ours, lambda idx: ours(idx)[0]),
+                  "transformers": (theirs, lambda idx: theirs(input_ids=idx).logits)}
+    pairs = [("minigpt", "transformers")]
+    if architecture == "nanogpt":
+        reference = NanoGPT(config.vocab_size, config.block_size, config.n_layer, config.n_head, config.n_embd)
+        reference.load_state_dict(ours.state_dict())  # same weights: the same loss
+        reference = reference.to(device).train()
+        contenders["nanoGPT's way"] = (reference, reference)
+        pairs += [("minigpt", "nanoGPT's way"), ("nanoGPT's way", "transformers")]
+    steps, first_losses = {}, {}
+    for who, (model, logits_of) in contenders.items():
+        if compiled:
+            logits_of = torch.compile(logits_of)
+        optimizer = (make_optimizer(model, TrainConfig(learning_rate=1e-3, weight_decay=0.1)) if who == "minigpt"
+                     else torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, fused=True))
+        steps[who] = make_step(optimizer, logits_of, x, y, device, bf16)
+        first_losses[who] = steps[who]().item()
 
-    first_ours, first_theirs = ours_step().item(), theirs_step().item()
-    if architecture == "gpt2":  # same weights, same batch: the same loss
-        tolerance = 2e-2 if bf16 else 1e-4
-        assert abs(first_ours - first_theirs) < tolerance, f"losses differ: {first_ours} vs {first_theirs}"
-    for loss in (first_ours, first_theirs):  # untrained: about ln(vocab_size)
-        assert abs(loss - math.log(config.vocab_size)) < 0.5, f"untrained loss {loss}, expected about ln V"
+    tolerance = 2e-2 if bf16 else 1e-4
+    same_weights = ["nanoGPT's way"] if architecture == "nanogpt" else ["transformers"]
+    for who in same_weights:  # same weights, same batch: the same loss
+        assert abs(first_losses["minigpt"] - first_losses[who]) < tolerance, \
+            f"losses differ: minigpt {first_losses['minigpt']} vs {who} {first_losses[who]}"
+    for who, loss in first_losses.items():  # untrained: about ln(vocab_size)
+        assert abs(loss - math.log(config.vocab_size)) < 0.5, f"untrained loss of {who} {loss}, expected about ln V"
     warmup = 5 if compiled else 3
-    result = compare(f"train step, {name}, minigpt as {architecture}", ours_step, theirs_step, "minigpt",
-                     "transformers", warmup=warmup, repeats=repeats)
     tokens = batch * config.block_size
-    return row(result, size=name, architecture=architecture, device=str(device), bf16=bf16, compiled=compiled,
-               batch_size=batch, tokens_per_step=tokens, minigpt_tokens_per_s=tokens / result.a_median_s,
-               transformers_tokens_per_s=tokens / result.b_median_s, config=ours.config.to_dict())
+    rows = []
+    for a, b in pairs:
+        result = compare(f"train step, {name}, {architecture} layout, {a} vs {b}", steps[a], steps[b], a, b,
+                         warmup=warmup, repeats=repeats)
+        rows.append(row(result, size=name, architecture=architecture, device=str(device), bf16=bf16,
+                        compiled=compiled, batch_size=batch, tokens_per_step=tokens,
+                        a_tokens_per_s=tokens / result.a_median_s, b_tokens_per_s=tokens / result.b_median_s,
+                        config=ours.config.to_dict()))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -125,8 +145,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     hf_logging.set_verbosity_error()
     device = torch.device(args.device)
 
-    rows = [bench(name, architecture, config, batch, repeats, device, args.bf16, args.compile)
-            for name, (config, batch, repeats) in SIZES.items() for architecture in ARCHITECTURES]
+    rows = [r for name, (config, batch, repeats) in SIZES.items() for architecture in ARCHITECTURES
+            for r in bench(name, architecture, config, batch, repeats, device, args.bf16, args.compile)]
     script = "bench_train_step"
     if device.type == "cuda":
         script += "_cuda" + "_bf16" * args.bf16 + "_compile" * args.compile

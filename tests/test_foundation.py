@@ -120,3 +120,27 @@ def test_harness_interleaves_and_computes_the_ratio(tmp_path, monkeypatch):
 def test_harness_rejects_bad_repeats():
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         harness.compare("x", lambda: None, lambda: None, repeats=0)
+
+
+def test_nanogpt_speed_reference_computes_what_minigpt_computes_in_nanogpt_layout():
+    # bench_train_step times minigpt against this model; the ratio means something only if the
+    # two do the same arithmetic: same logits and same gradients from the same weights.
+    from nanogpt_model import NanoGPT
+
+    from minigpt.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    ours = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False, gelu="exact"))
+    reference = NanoGPT(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    reference.load_state_dict(ours.state_dict())
+    idx = torch.randint(50, (3, 16))
+    ours_logits, theirs_logits = ours(idx)[0], reference(idx)
+    torch.testing.assert_close(ours_logits, theirs_logits)
+    ours_logits.square().mean().backward()
+    theirs_logits.square().mean().backward()
+    theirs_grads = dict(reference.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, theirs_grads[name].grad, msg=name)
+    # a GPT-2-layout model has biases the reference has no place for
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        reference.load_state_dict(GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)).state_dict())
