@@ -16,12 +16,12 @@ import os
 from dataclasses import fields
 
 from minigpt.train import TrainConfig
+from minigpt.zoo import PRESETS as ZOO_PRESETS
 
+_ZOO_CHAR = ZOO_PRESETS["shakespeare-char"]
 PRESETS = {
-    # nanoGPT's CPU run on Tiny Shakespeare characters (block 64, batch 12, 4 x 4 x 128, 2000 steps)
-    "shakespeare-char": {"tokenizer": "char",
-                         "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
-                         "train": {"batch_size": 12, "max_iters": 2000}},
+    # the zoo's character model: nanoGPT's CPU run on Tiny Shakespeare (block 64, batch 12, 4 x 4 x 128, 2000 steps)
+    "shakespeare-char": {"tokenizer": _ZOO_CHAR.tokenizer, "model": _ZOO_CHAR.model, "train": _ZOO_CHAR.train},
     # a model that trains in seconds: for trying the command and for tests
     "tiny": {"tokenizer": "char",
              "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
