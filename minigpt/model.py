@@ -40,8 +40,8 @@ class GPTConfig:
     dropout: probability in [0, 1); bias: biases in Linear and LayerNorm (GPT-2: True);
     norm: "pre" (GPT-2) or "post" (the 2017 Transformer);
     gelu: the MLP's activation, "tanh" (GPT-2's approximation) or "exact" (the erf form that
-    nanoGPT and BERT use). The two differ by less than 1e-3; on a CPU the exact one is several
-    times faster in PyTorch 2.x (see the Performance appendix).
+    nanoGPT and BERT use). The two differ by less than 1e-3; PyTorch's CPU kernel for the exact
+    one is the faster (the Performance appendix measures by how much).
     """
 
     vocab_size: int
