@@ -4,7 +4,7 @@ Both learn the same merges (``tests/test_tokenizer.py`` checks it), so this meas
 only speed, in one process with the contenders interleaved (``harness.compare``):
 
 1. training: ``BPETokenizer.train`` against ``train_bpe`` on the first ``--train-chars``
-   characters of the default corpus, to a vocabulary of ``--vocab`` tokens;
+   characters of Tiny Shakespeare, to a vocabulary of ``--vocab`` tokens;
 2. encoding: the last 10% of the corpus (held out) as one string with the two trained
    tokenizers, each starting with an empty cache of encoded chunks on every call;
 3. encoding the same text line by line: a Python loop over ``encode`` against the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, row, save  # noqa: E402
-from minigpt.data import default_corpus, load_text, train_val_split  # noqa: E402
+from minigpt.data import load_text, train_val_split  # noqa: E402
 from minigpt.tokenizer import BPETokenizer, train_bpe  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    corpus = default_corpus()
+    corpus = "tinyshakespeare"
     text = load_text(corpus)
     train_text = text[:args.train_chars]
     _, held_out = train_val_split(text)

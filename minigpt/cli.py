@@ -63,7 +63,7 @@ RESUME_OVERRIDES = ("max_iters", "eval_interval", "checkpoint_interval", "progre
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group()
-    source.add_argument("--corpus", help="corpus name for minigpt.data.load_text (default: minigpt.data.default_corpus())")
+    source.add_argument("--corpus", help="corpus name for minigpt.data.load_text (default: tinyshakespeare)")
     source.add_argument("--text-file", help="train on this UTF-8 text file instead of a named corpus")
     data.add_argument("--tokenizer", choices=("char", "bpe"), help="characters, or byte-level BPE (default: the preset's)")
     data.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size (default: %(default)s)")
@@ -114,14 +114,14 @@ def _encode_corpus(args, tokenizer=None, kind="char"):
     """The corpus as token ids, with the tokenizer (trained here unless given)."""
     import torch
 
-    from minigpt.data import default_corpus, load_text, train_val_split
+    from minigpt.data import load_text, train_val_split
     from minigpt.tokenizer import CharTokenizer, train_bpe
 
     if args.text_file:
         with open(args.text_file, encoding="utf-8") as f:
             text = f.read()
     else:
-        text = load_text(args.corpus or default_corpus())
+        text = load_text(args.corpus or "tinyshakespeare")
     if tokenizer is None:
         tokenizer = CharTokenizer.from_text(text) if kind == "char" else train_bpe(text, args.vocab_size)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)

@@ -1,15 +1,16 @@
 """Corpora, train/validation splits and batches of (input, target) windows.
 
-Two corpora are registered:
+Two corpora are registered, and both are on disk wherever minigpt is installed,
+so nothing is ever downloaded:
 
-- ``"tinyshakespeare"``: the 1.1 MB text that char-rnn and nanoGPT train on,
-  downloaded once from its canonical address, checked against its SHA-256 and
-  cached;
-- ``"pydocs"``: Python's own reference manual (``pydoc_data``, shipped with
-  every Python), the offline fallback.
+- ``"tinyshakespeare"``: the 1.1 MB of plays that char-rnn and nanoGPT train on
+  (public domain), shipped inside the package as ``minigpt/corpora/tinyshakespeare.txt``
+  and checked against its size and SHA-256 every time it is read;
+- ``"pydocs"``: Python's own reference manual (``pydoc_data``, shipped with every
+  Python), a second corpus for exercises.
 
-Where files live: ``MINIGPT_DATA_DIR`` is looked in first and never written
-(it may be read-only); downloads go to :func:`cache_dir`.
+A corpus is always named where it is used: no corpus silently stands in for another.
+Trained models are cached under :func:`cache_dir`.
 
 A language model is trained on windows of ``block_size`` tokens: the input
 ``x = data[i : i + block_size]`` and the target ``y = data[i + 1 : i + block_size + 1]``,
@@ -17,51 +18,50 @@ the same window shifted by one, so ``y[t]`` is the token that follows ``x[: t + 
 """
 
 import hashlib
+import importlib.resources
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-DATA_DIR_ENV = "MINIGPT_DATA_DIR"
+__all__ = ["Corpus", "SHIPPED", "NAMES", "CorpusError", "cache_dir", "corpus_file", "load_text",
+           "train_val_split", "get_batch", "TokenDataset"]
+
 CACHE_DIR_ENV = "MINIGPT_CACHE_DIR"
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A downloadable text file: where it comes from and how to recognise it."""
+    """A text file shipped in ``minigpt/corpora/``: where it came from and how to recognise it."""
 
     name: str
     filename: str
-    url: str
+    origin: str  # where the file was taken from, for the record; minigpt never fetches it
     sha256: str
     size: int  # bytes
 
 
-CORPORA = {
+SHIPPED = {
     "tinyshakespeare": Corpus(
         name="tinyshakespeare",
         filename="tinyshakespeare.txt",
-        url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        origin="https://github.com/karpathy/char-rnn/blob/master/data/tinyshakespeare/input.txt",
         sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
         size=1_115_394,
     ),
 }
-BUILTIN = ("pydocs",)  # corpora that ship with Python: nothing to download
-NAMES = tuple(CORPORA) + BUILTIN
+NAMES = (*SHIPPED, "pydocs")
 
 
-class CorpusUnavailableError(RuntimeError):
-    """A corpus is neither on disk nor downloadable (offline, or the address failed)."""
+class CorpusError(ValueError):
+    """A shipped corpus file is not the one minigpt was released with (damaged or edited)."""
 
 
 def cache_dir() -> Path:
-    """Where downloads and trained models are written: ``$MINIGPT_CACHE_DIR``, else the
-    user cache dir (``~/.cache/minigpt`` on Linux). Created on demand."""
+    """Where trained models are written: ``$MINIGPT_CACHE_DIR``, else the user cache dir
+    (``~/.cache/minigpt`` on Linux). Created on demand."""
     if os.environ.get(CACHE_DIR_ENV):
         path = Path(os.environ[CACHE_DIR_ENV]).expanduser()
     elif sys.platform == "win32":
@@ -74,87 +74,32 @@ def cache_dir() -> Path:
     return path
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, as 64 hex digits."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(path: Path, corpus: Corpus) -> None:
-    """Raise ``ValueError`` unless ``path`` has the corpus's size and SHA-256."""
-    size = path.stat().st_size
-    if size != corpus.size:
-        raise ValueError(f"{path} has {size} bytes, expected {corpus.size} for {corpus.name!r} "
-                         f"(truncated or a different file): delete it and run again to download {corpus.url}")
-    digest = sha256_of(path)
-    if digest != corpus.sha256:
-        raise ValueError(f"{path} has SHA-256 {digest}, expected {corpus.sha256} for {corpus.name!r} "
-                         f"(corrupt or a different file): delete it and run again to download {corpus.url}")
-
-
-def download(corpus: Corpus, dest: Path, timeout: float = 30.0) -> Path:
-    """Download ``corpus.url`` to ``dest`` with a progress bar; verify, then move into place.
-
-    The bytes go to a temporary file beside ``dest``, which is checked against the
-    expected size and SHA-256 and only then renamed onto ``dest`` (``os.replace`` is
-    atomic), so ``dest`` is either absent or complete and correct. On any failure the
-    temporary file is removed and nothing is cached.
-    """
-    from tqdm.auto import tqdm
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(corpus.url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {corpus.name}") as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    bar.update(len(block))
-        try:
-            verify(tmp, corpus)
-        except ValueError as error:
-            raise ValueError(f"download of {corpus.url} failed verification, nothing was cached: {error}") from None
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError) as error:
-        raise CorpusUnavailableError(
-            f"cannot download {corpus.name!r} from {corpus.url} ({error}). Fix: download it yourself to "
-            f"{dest}, or set {DATA_DIR_ENV} to a folder holding {corpus.filename}, "
-            f"or use the corpus that ships with Python: load_text('pydocs')") from error
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
 def _check_name(name: str) -> None:
     if name not in NAMES:
-        raise ValueError(f"unknown corpus {name!r}: choose one of {', '.join(NAMES)}")
+        raise ValueError(f"unknown corpus {name!r}: choose one of {', '.join(NAMES)}, "
+                         "or read your own file with open(path).read()")
 
 
-def corpus_path(name: str, download_missing: bool = True) -> Path:
-    """The verified file of a downloadable corpus: from ``$MINIGPT_DATA_DIR``, the cache,
-    or (when ``download_missing``) a fresh download into the cache."""
+def corpus_file(name: str):
+    """The shipped file of corpus ``name`` inside the installed package (an
+    ``importlib.resources`` path; ``str()`` of it names the file on disk)."""
     _check_name(name)
-    if name in BUILTIN:
-        raise ValueError(f"corpus {name!r} ships with Python and has no file: use load_text({name!r})")
-    corpus = CORPORA[name]
-    if os.environ.get(DATA_DIR_ENV):
-        path = Path(os.environ[DATA_DIR_ENV]).expanduser() / corpus.filename
-        if path.exists():
-            verify(path, corpus)
-            return path
-    path = cache_dir() / corpus.filename
-    if path.exists():
-        verify(path, corpus)
-        return path
-    if not download_missing:
-        raise CorpusUnavailableError(f"{corpus.name!r} is not at {path} and downloading was not allowed: "
-                                     f"set {DATA_DIR_ENV} to a folder holding {corpus.filename}")
-    return download(corpus, path)
+    if name not in SHIPPED:
+        raise ValueError(f"corpus {name!r} ships with Python, not as a file: use load_text({name!r})")
+    return importlib.resources.files("minigpt") / "corpora" / SHIPPED[name].filename
+
+
+def verified(content: bytes, corpus: Corpus, where) -> bytes:
+    """``content`` unchanged, or ``CorpusError`` if it lacks the corpus's size or SHA-256."""
+    fix = ("the file was damaged or edited: restore it (`git checkout minigpt/corpora` in a clone "
+           "of the book) or reinstall minigpt")
+    if len(content) != corpus.size:
+        raise CorpusError(f"{where} has {len(content):,} bytes, expected {corpus.size:,} for "
+                          f"{corpus.name!r}; {fix}")
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != corpus.sha256:
+        raise CorpusError(f"{where} has SHA-256 {digest}, expected {corpus.sha256} for {corpus.name!r}; {fix}")
+    return content
 
 
 def pydocs_text() -> str:
@@ -165,20 +110,13 @@ def pydocs_text() -> str:
 
 
 def load_text(name: str) -> str:
-    """The text of a registered corpus: ``"tinyshakespeare"`` or ``"pydocs"``."""
+    """The text of a registered corpus, ``"tinyshakespeare"`` or ``"pydocs"``; a shipped
+    file is verified against its SHA-256 first (milliseconds)."""
     _check_name(name)
     if name == "pydocs":
         return pydocs_text()
-    return corpus_path(name).read_text(encoding="utf-8")
-
-
-def default_corpus() -> str:
-    """``"tinyshakespeare"`` when it is on disk or can be downloaded, else ``"pydocs"``."""
-    try:
-        corpus_path("tinyshakespeare")
-    except CorpusUnavailableError:
-        return "pydocs"
-    return "tinyshakespeare"
+    file = corpus_file(name)
+    return verified(file.read_bytes(), SHIPPED[name], file).decode("utf-8")
 
 
 def train_val_split(data, val_fraction: float = 0.1):

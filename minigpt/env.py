@@ -1,11 +1,10 @@
 """``python -m minigpt env``: the first thing to run when a notebook misbehaves.
 
-Prints the versions that matter, the device, the thread count and where data is
-read from and cached, one line each, with ``OK`` or the problem and its fix.
+Prints the versions that matter, the device, the thread count and where the corpus is
+read from and where models are cached, one line each, with ``OK`` or the problem and its fix.
 """
 
 import importlib.metadata
-import os
 import platform
 import re
 import sys
@@ -13,6 +12,7 @@ import sys
 import torch
 
 from minigpt import __version__, default_device
+from minigpt.data import cache_dir
 
 # (package, minimum version known to work, why the book needs it)
 PACKAGES = [
@@ -45,18 +45,15 @@ def check_package(name: str, minimum: str) -> tuple[bool, str]:
     return True, version
 
 
-def cache_dirs() -> list[tuple[str, str]]:
-    """Where corpora are read from and where downloads and trained models go."""
-    data_dir = os.environ.get("MINIGPT_DATA_DIR")
+def corpus_line() -> tuple[bool, str]:
+    """(ok, text): where the shipped Tiny Shakespeare is and whether its checksum matches."""
+    from minigpt.data import CorpusError, corpus_file, load_text
+
     try:
-        from minigpt.data import cache_dir
-        cache = str(cache_dir())
-    except ImportError:  # minigpt.data not present in this checkout
-        cache = os.environ.get("MINIGPT_CACHE_DIR", "(default user cache dir)")
-    return [
-        ("MINIGPT_DATA_DIR", data_dir if data_dir else "(not set: corpora are downloaded)"),
-        ("cache", cache),
-    ]
+        load_text("tinyshakespeare")
+    except (CorpusError, OSError) as error:
+        return False, str(error)
+    return True, f"{corpus_file('tinyshakespeare')} (SHA-256 checked)"
 
 
 def report() -> list[tuple[str, bool, str]]:
@@ -71,8 +68,9 @@ def report() -> list[tuple[str, bool, str]]:
     lines.append(("device", True, default_device()))
     lines.append(("torch threads", True, str(torch.get_num_threads())))
     lines.append(("torch build", True, "CUDA " + torch.version.cuda if torch.version.cuda else "CPU"))
-    for label, path in cache_dirs():
-        lines.append((label, True, path))
+    ok, text = corpus_line()
+    lines.append(("corpus", ok, text))
+    lines.append(("cache", True, f"{cache_dir()} (trained zoo models; set MINIGPT_CACHE_DIR to move it)"))
     return lines
 
 

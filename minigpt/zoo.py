@@ -27,8 +27,8 @@ takes a lock file and trains, the second waits for it and then loads, and the
 checkpoint folder is written under a temporary name and moved into place
 (``os.replace``), so a reader never sees half a model.
 
-Without Tiny Shakespeare (offline, not in ``MINIGPT_DATA_DIR``) the presets
-train on Python's own reference manual (``"pydocs"``) and say so.
+Every preset names its corpus; the book's presets train on Tiny Shakespeare,
+which ships with minigpt, so the zoo needs no network.
 """
 
 import ast
@@ -193,14 +193,8 @@ def model_dir(preset: Preset, key: str) -> Path:
 
 
 def load_corpus(preset: Preset) -> tuple[str, str]:
-    """(corpus name, text) of the preset, falling back to ``"pydocs"`` (with a warning) when offline."""
-    try:
-        return preset.corpus, data.load_text(preset.corpus)
-    except data.CorpusUnavailableError as error:
-        warnings.warn(f"{preset.corpus!r} is unavailable ({error}). The zoo model {preset.name!r} is trained on "
-                      "the offline corpus 'pydocs' (Python's reference manual) instead: its samples read like "
-                      "Python documentation, not Shakespeare.", stacklevel=3)
-        return "pydocs", data.load_text("pydocs")
+    """(corpus name, text) of the preset."""
+    return preset.corpus, data.load_text(preset.corpus)
 
 
 def pretrained(name, retrain: bool = False, progress: bool = True):

@@ -1,138 +1,118 @@
-"""minigpt.data: corpora (found, downloaded, verified, cached), splits and batches."""
+"""minigpt.data: the shipped corpora (found, verified, offline), splits and batches."""
 
 import hashlib
-import http.server
-import os
-import threading
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from minigpt import data
+from minigpt import data, env, zoo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BODY = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 50
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = data.SHIPPED["tinyshakespeare"]
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """An empty cache dir and no data dir."""
-    monkeypatch.setenv("MINIGPT_CACHE_DIR", str(tmp_path / "cache"))
+def no_network(monkeypatch):
+    """Every attempt to open a connection or resolve a host name fails, as on a plane."""
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache dir, and no data-folder variable of older minigpt versions."""
+    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv("MINIGPT_DATA_DIR", raising=False)
     return tmp_path / "cache"
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server serving tmp_path/www; yields its base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "input.txt").write_bytes(BODY)
-    (root / "short.txt").write_bytes(BODY[:-10])
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def test_no_network_fixture_really_blocks(no_network):
+    with pytest.raises(OSError, match="network disabled"):
+        urllib.request.urlopen("http://127.0.0.1:9/", timeout=1)
 
 
-def local_corpus(url: str, body: bytes = BODY) -> data.Corpus:
-    return data.Corpus("tinyshakespeare", "tinyshakespeare.txt", url, hashlib.sha256(body).hexdigest(), len(body))
+def test_shipped_corpus_loads_offline_and_matches_its_checksum(no_network, fresh_cache):
+    text = data.load_text("tinyshakespeare")
+    raw = text.encode("utf-8")
+    assert len(raw) == SHAKESPEARE.size
+    assert hashlib.sha256(raw).hexdigest() == SHAKESPEARE.sha256
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
+    assert not fresh_cache.exists()  # reading a corpus writes nothing
 
 
-def test_registered_checksum_matches_the_shared_copy():
-    corpus = data.CORPORA["tinyshakespeare"]
-    path = SHARED / corpus.filename
+def test_shipped_corpus_is_the_shared_reference_copy():
+    path = SHARED / SHAKESPEARE.filename
     if not path.exists():
-        pytest.skip(f"no shared copy at {path}")
-    assert path.stat().st_size == corpus.size
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == corpus.sha256
+        pytest.skip(f"no reference copy at {path}")
+    assert Path(str(data.corpus_file("tinyshakespeare"))).read_bytes() == path.read_bytes()
 
 
-def test_cache_dir_honours_env_and_is_created(cache):
-    assert not cache.exists()
-    assert data.cache_dir() == cache
-    assert cache.is_dir()
-
-
-def test_download_verifies_and_places_atomically(cache, server):
-    dest = cache / "tinyshakespeare.txt"
-    assert data.download(local_corpus(server + "/input.txt"), dest) == dest
-    assert dest.read_bytes() == BODY
-    assert sorted(p.name for p in cache.iterdir()) == ["tinyshakespeare.txt"]  # no temporary file left
-
-
-def test_download_checksum_mismatch_caches_nothing(cache, server):
-    corpus = replace(local_corpus(server + "/input.txt"), sha256="0" * 64)
-    with pytest.raises(ValueError, match="failed verification, nothing was cached.*SHA-256"):
-        data.download(corpus, cache / "tinyshakespeare.txt")
-    assert list(cache.iterdir()) == []
-
-
-def test_download_truncated_caches_nothing(cache, server):
-    with pytest.raises(ValueError, match=f"has {len(BODY) - 10} bytes, expected {len(BODY)}"):
-        data.download(local_corpus(server + "/short.txt"), cache / "tinyshakespeare.txt")
-    assert list(cache.iterdir()) == []
-
-
-def test_offline_error_names_url_path_and_variable(cache, server, monkeypatch):
-    corpus = local_corpus(server + "/missing.txt")  # 404, as good as offline
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", corpus)
-    with pytest.raises(data.CorpusUnavailableError) as info:
+def test_a_damaged_corpus_file_is_refused_with_the_fix(tmp_path, monkeypatch):
+    truncated = tmp_path / "tinyshakespeare.txt"
+    truncated.write_bytes(Path(str(data.corpus_file("tinyshakespeare"))).read_bytes()[:-10])
+    monkeypatch.setattr(data, "corpus_file", lambda name: truncated)
+    with pytest.raises(data.CorpusError, match=f"{truncated} has 1,115,384 bytes, expected 1,115,394.*git checkout minigpt/corpora"):
         data.load_text("tinyshakespeare")
-    message = str(info.value)
-    assert corpus.url in message and str(cache / "tinyshakespeare.txt") in message
-    assert "MINIGPT_DATA_DIR" in message and "pydocs" in message
-    assert list(cache.iterdir()) == []
-    assert data.default_corpus() == "pydocs"
 
 
-def test_unreachable_host_is_corpus_unavailable(cache, monkeypatch):
-    corpus = local_corpus("http://127.0.0.1:9/input.txt")  # discard port: connection refused
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", corpus)
-    with pytest.raises(data.CorpusUnavailableError, match="cannot download"):
-        data.corpus_path("tinyshakespeare")
-
-
-def test_load_text_downloads_once_then_reads_the_cache(cache, server, monkeypatch):
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", local_corpus(server + "/input.txt"))
-    assert data.load_text("tinyshakespeare") == BODY.decode()
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", local_corpus(server + "/gone.txt"))
-    assert data.load_text("tinyshakespeare") == BODY.decode()  # served from the cache, no download
-    assert data.default_corpus() == "tinyshakespeare"
-
-
-def test_data_dir_is_read_first_and_never_written(cache, tmp_path, monkeypatch):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    (ro / "tinyshakespeare.txt").write_bytes(BODY)
-    os.chmod(ro, 0o555)
-    monkeypatch.setenv("MINIGPT_DATA_DIR", str(ro))
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", local_corpus("http://127.0.0.1:9/never"))
-    try:
-        assert data.corpus_path("tinyshakespeare") == ro / "tinyshakespeare.txt"
-        assert sorted(p.name for p in ro.iterdir()) == ["tinyshakespeare.txt"]
-    finally:
-        os.chmod(ro, 0o755)
-
-
-def test_corrupt_cached_file_is_reported_not_used(cache, monkeypatch):
-    monkeypatch.setitem(data.CORPORA, "tinyshakespeare", local_corpus("http://127.0.0.1:9/never"))
-    cache.mkdir(parents=True)
-    (cache / "tinyshakespeare.txt").write_bytes(BODY[:100])
-    with pytest.raises(ValueError, match="truncated or a different file.*delete it"):
+def test_an_edited_corpus_file_is_refused_by_its_checksum(monkeypatch):
+    monkeypatch.setitem(data.SHIPPED, "tinyshakespeare", replace(SHAKESPEARE, sha256="0" * 64))
+    with pytest.raises(data.CorpusError, match=f"SHA-256 {SHAKESPEARE.sha256}, expected 0{{64}}.*reinstall"):
         data.load_text("tinyshakespeare")
+
+
+def test_env_reports_the_corpus_and_a_damaged_one(monkeypatch):
+    rows = {label: (ok, text) for label, ok, text in env.report()}
+    assert rows["corpus"] == (True, f"{data.corpus_file('tinyshakespeare')} (SHA-256 checked)")
+    monkeypatch.setitem(data.SHIPPED, "tinyshakespeare", replace(SHAKESPEARE, size=1))
+    ok, text = env.corpus_line()
+    assert not ok and "expected 1 for 'tinyshakespeare'" in text
+
+
+def test_a_zoo_preset_trains_from_the_shipped_corpus_offline(no_network, fresh_cache):
+    tiny = zoo.Preset(name="offline-tiny", tokenizer="char",
+                      model={"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+                      train={"max_iters": 4, "batch_size": 4, "eval_interval": 4},
+                      sample_steps=(4,), sample_tokens=10)
+    model, tokenizer, history = zoo.pretrained(tiny, progress=False)
+    text = data.load_text("tinyshakespeare")
+    assert history["corpus"] == "tinyshakespeare"
+    assert tokenizer.vocab_size == len(set(text)) == 65  # Tiny Shakespeare's 65 characters
+    assert tokenizer.decode(tokenizer.encode(text[:500])) == text[:500]
+    assert zoo.model_dir(tiny, zoo.cache_key(tiny, text)).is_dir()  # cached in the fresh dir
+
+
+def test_the_wheel_ships_the_corpus(tmp_path):
+    """Build the wheel offline from a copy of the sources (the checkout stays clean) and read the corpus out of it."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "minigpt", source / "minigpt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--quiet", "-w", str(tmp_path), str(source)], check=True)
+    (wheel,) = tmp_path.glob("minigpt-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        raw = archive.read(f"minigpt/corpora/{SHAKESPEARE.filename}")
+    assert hashlib.sha256(raw).hexdigest() == SHAKESPEARE.sha256
+
+
+def test_pydocs_is_deterministic_and_large():
+    text = data.load_text("pydocs")
+    assert text == data.load_text("pydocs")
+    assert len(text) > 100_000 and "assert_stmt" in text
 
 
 def test_unknown_corpus_name():
@@ -140,10 +120,15 @@ def test_unknown_corpus_name():
         data.load_text("shakespear")
 
 
-def test_pydocs_is_deterministic_and_large():
-    text = data.load_text("pydocs")
-    assert text == data.load_text("pydocs")
-    assert len(text) > 100_000 and "assert_stmt" in text
+def test_pydocs_has_no_file():
+    with pytest.raises(ValueError, match="ships with Python, not as a file.*load_text\\('pydocs'\\)"):
+        data.corpus_file("pydocs")
+
+
+def test_cache_dir_honours_env_and_is_created(fresh_cache):
+    assert not fresh_cache.exists()
+    assert data.cache_dir() == fresh_cache
+    assert fresh_cache.is_dir()
 
 
 def test_train_val_split_str_and_tensor():

@@ -30,9 +30,9 @@ CORPUS = "the quick brown fox jumps over the lazy dog. " * 20 + "自注意力机
 
 @pytest.fixture(scope="module")
 def shakespeare():
-    """The first 100,000 characters of the default corpus (Tiny Shakespeare or, offline, pydocs),
+    """The first 100,000 characters of Tiny Shakespeare,
     and the 20,000 after them as held-out text."""
-    text = data.load_text(data.default_corpus())
+    text = data.load_text("tinyshakespeare")
     return text[:100_000], text[100_000:120_000]
 
 

@@ -123,19 +123,6 @@ def test_unreadable_cached_copy_is_trained_again_with_a_warning(cache):
     assert same_weights(model, reloaded) and len(cache) == 2
 
 
-def test_offline_falls_back_to_pydocs_and_says_so(cache, monkeypatch):
-    def offline(name):
-        if name == "tinyshakespeare":
-            raise data.CorpusUnavailableError("cannot download 'tinyshakespeare'")
-        return TEXT.upper()
-
-    monkeypatch.setattr(zoo.data, "load_text", offline)
-    with pytest.warns(UserWarning, match="trained on the offline corpus 'pydocs'"):
-        _, tokenizer, history = zoo.pretrained(TINY, progress=False)
-    assert history["corpus"] == "pydocs"
-    assert set(tokenizer.decode(range(tokenizer.vocab_size))) == set(TEXT.upper())
-
-
 def test_concurrent_first_use_trains_once_and_both_get_the_model(cache):
     # flock locks belong to an open file, not a process: two threads opening the lock file
     # contend exactly as two processes would, and share this test's monkeypatched corpus
