@@ -374,6 +374,7 @@ def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
     (``ids`` a LongTensor (1, T), 1 <= prompt_len < T)."""
     import math
 
+    from minigpt.common import seeded_rng
     from minigpt.model import GPT, GPTConfig
 
     def reference(model, ids, prompt_len):  # one forward pass per scored token: slow and obvious
@@ -385,8 +386,7 @@ def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
         return total
 
     config = GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_rng(0):
         model = GPT(config).eval()
         uniform = GPT(config).eval()
         ids = torch.randint(0, 11, (1, 9))
