@@ -7,11 +7,19 @@ of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way through; every
 other tensor is copied as is. ``transformers`` is imported only when a function
 here is called.
 
-    >>> gpt = from_hf("path/to/a/gpt2/folder")   # or a GPT2LMHeadModel
-    >>> hf_model = to_hf(gpt)                     # logits agree to ~1e-6
-    >>> save_pretrained(gpt, tokenizer, "my-gpt")  # a folder transformers loads:
-    >>> # GPT2LMHeadModel.from_pretrained("my-gpt"), AutoTokenizer.from_pretrained("my-gpt")
-    >>> gpt, tokenizer = load_pretrained("my-gpt")  # and back
+    >>> import tempfile
+    >>> from minigpt.tokenizer import train_bpe
+    >>> tokenizer = train_bpe("a small text to learn a few merges from. " * 20, vocab_size=270)
+    >>> gpt = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
+    >>> hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)  # a transformers.GPT2LMHeadModel
+    >>> ids = torch.tensor([tokenizer.encode("a text")])
+    >>> torch.allclose(gpt(ids)[0], hf_model(ids).logits, atol=1e-5)  # the same logits
+    True
+    >>> folder = save_pretrained(gpt, tokenizer, Path(tempfile.mkdtemp()) / "my-gpt")
+    >>> # GPT2LMHeadModel.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it
+    >>> gpt_back, tokenizer_back = load_pretrained(folder)  # and minigpt reads it back
+    >>> torch.equal(gpt_back.lm_head.weight, gpt.lm_head.weight), tokenizer_back.encode("a text") == ids[0].tolist()
+    (True, True)
 """
 
 import os
