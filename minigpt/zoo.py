@@ -3,9 +3,9 @@
     from minigpt.zoo import pretrained
     model, tokenizer, history = pretrained("shakespeare-char")   # or "shakespeare-bpe"
 
-The first call trains the preset on the CPU (a progress bar shows it; about two
-minutes on two cores) and saves it under ``minigpt.data.cache_dir() / "zoo"``;
-later calls load it in a fraction of a second. Training is deterministic: the
+The first call trains the preset on the CPU (a progress bar shows it; the
+pre-training chapter shows how long it took, from ``history["train_seconds"]``) and
+saves it under ``minigpt.data.cache_dir() / "zoo"``; later calls load it from there. Training is deterministic: the
 same code and corpus give the same weights, run after run.
 
 ``history`` is :func:`minigpt.train.train`'s history (``step``, ``lr``,
