@@ -18,7 +18,7 @@ help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
 	@echo "make book            execute every notebook and build the HTML book into _build/html"
 	@echo "make test            unit tests, every notebook as a test (nbval), the book with warnings as errors"
-	@echo "make test-unit       only the unit tests in tests/"
+	@echo "make test-unit       only the unit tests in tests/ and the doctests in minigpt/"
 	@echo "make test-notebooks  only the notebooks, executed by pytest --nbval-lax"
 	@echo "make test-book       only the book build from a clean cache with warnings as errors"
 	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
@@ -48,8 +48,8 @@ book: install  ## build the book (notebooks run once, then come from the cache)
 test: install test-unit test-notebooks test-book  ## everything CI runs
 	@echo "make test: all passed"
 
-test-unit: install
-	$(BIN)/pytest tests
+test-unit: install  ## the tests in tests/ and the examples in minigpt's docstrings (doctests)
+	$(BIN)/pytest tests minigpt
 
 test-notebooks: install
 	$(BIN)/pytest --nbval-lax --nbval-cell-timeout $(CELL_TIMEOUT) -p no:cacheprovider book

@@ -50,11 +50,11 @@ def main() -> None:
     assert scratch.merge_list() == library.merge_list(), "the two tokenizers learned different merges"
 
     def encode_scratch():
-        scratch._cache.clear()  # every call starts cold, as a fresh tokenizer would
+        scratch.clear_cache()  # every call starts cold, as a fresh tokenizer would
         return scratch.encode(held_out)
 
     def encode_library():
-        library.tokenizer.model._clear_cache()
+        library.clear_cache()
         return library.encode(held_out)
 
     encoding = compare("encode", encode_scratch, encode_library,
@@ -63,11 +63,11 @@ def main() -> None:
     lines = held_out.splitlines(keepends=True)
 
     def lines_scratch():
-        scratch._cache.clear()
+        scratch.clear_cache()
         return [scratch.encode(line) for line in lines]
 
     def lines_library():
-        library.tokenizer.model._clear_cache()
+        library.clear_cache()
         return library.tokenizer.encode_batch(lines)
 
     batched = compare("encode lines (batch)", lines_scratch, lines_library,

@@ -67,6 +67,8 @@ def save(script: str, rows: list[dict]) -> Path:
 
     import torch
 
+    from minigpt.common import atomic_path
+
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{script}.json"
     payload = {
@@ -76,9 +78,8 @@ def save(script: str, rows: list[dict]) -> Path:
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
 

@@ -13,19 +13,18 @@ tensors and JSON, so a checkpoint from elsewhere cannot run code on your
 machine (``torch.load`` unpickles, and unpickling can run anything).
 
 The folder is written next to ``path`` under a temporary name and then moved
-into place with ``os.replace``, so a crash mid-save leaves the previous
-checkpoint intact rather than half a new one.
+into place with ``os.replace`` (:func:`minigpt.common.atomic_path`), so a crash
+mid-save leaves the previous checkpoint intact rather than half a new one.
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from minigpt.common import atomic_path, seeded_rng
 from minigpt.model import GPT, GPTConfig
 
 FORMAT = "minigpt-checkpoint"
@@ -52,23 +51,21 @@ def save(path, model: GPT, tokenizer=None, train_state: dict | None = None) -> P
     if path.exists() and not _is_checkpoint(path) and any(path.iterdir()):
         raise CheckpointError(f"{path} exists and is not a minigpt checkpoint; refusing to replace it. "
                               f"Choose an empty or new folder.")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(model, str(tmp / WEIGHTS))
-    meta = {"format": FORMAT, "version": VERSION, "model_config": model.config.to_dict(),
-            "tokenizer": None, "train_state": train_state is not None,
-            "step": None if train_state is None else train_state.get("step")}
-    if tokenizer is not None:
-        tokenizer.save(tmp / TOKENIZER)
-        meta["tokenizer"] = TOKENIZER
-    if train_state is not None:
-        tensors: dict[str, torch.Tensor] = {}
-        skeleton = _to_json(train_state, "state", tensors)
-        save_file(tensors, str(tmp / STATE_TENSORS))
-        (tmp / STATE_JSON).write_text(json.dumps(skeleton))
-    (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-    _swap_into_place(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        save_model(model, str(tmp / WEIGHTS))
+        meta = {"format": FORMAT, "version": VERSION, "model_config": model.config.to_dict(),
+                "tokenizer": None, "train_state": train_state is not None,
+                "step": None if train_state is None else train_state.get("step")}
+        if tokenizer is not None:
+            tokenizer.save(tmp / TOKENIZER)
+            meta["tokenizer"] = TOKENIZER
+        if train_state is not None:
+            tensors: dict[str, torch.Tensor] = {}
+            skeleton = _to_json(train_state, "state", tensors)
+            save_file(tensors, str(tmp / STATE_TENSORS))
+            (tmp / STATE_JSON).write_text(json.dumps(skeleton))
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
@@ -76,7 +73,7 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
     """Read a checkpoint folder: ``(model, tokenizer or None, train_state or None)``."""
     path = Path(path)
     meta = read_config(path)
-    with torch.random.fork_rng(devices=[]):  # the weights are replaced below: leave the caller's random state alone
+    with seeded_rng():  # the weights are replaced below: leave the caller's random state alone
         model = GPT(GPTConfig.from_dict(meta["model_config"]))
     _load_weights(model, path / WEIGHTS)
     model.to(device)
@@ -121,15 +118,6 @@ def _is_checkpoint(path: Path) -> bool:
     except CheckpointError:
         return False
     return True
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Move the finished folder ``tmp`` to ``path``; the old ``path`` is removed only afterwards."""
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_json(file: Path):

@@ -6,27 +6,26 @@
     python -m minigpt sample --checkpoint runs/shakespeare --prompt "ROMEO:"
 
 Settings are layered: TrainConfig's defaults, then the preset, then the flags
-you pass. ``--resume`` continues the checkpoint in ``--out-dir`` with its own
+you pass. The presets are the zoo's (:data:`minigpt.zoo.PRESETS`: corpus, tokenizer,
+BPE vocabulary, model, training run, validation fraction, seed), so ``--preset
+shakespeare-bpe`` with no other flag trains the zoo's BPE model's recipe; ``tiny``
+trains in seconds. ``--resume`` continues the checkpoint in ``--out-dir`` with its own
 model, tokenizer and settings (flags may change ``--max-iters`` and the
 evaluation and checkpoint intervals).
 """
 
 import argparse
 import os
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from minigpt.train import TrainConfig
 from minigpt.zoo import PRESETS as ZOO_PRESETS
+from minigpt.zoo import Preset
 
-_ZOO_CHAR = ZOO_PRESETS["shakespeare-char"]
-PRESETS = {
-    # the zoo's character model: nanoGPT's CPU run on Tiny Shakespeare (block 64, batch 12, 4 x 4 x 128, 2000 steps)
-    "shakespeare-char": {"tokenizer": _ZOO_CHAR.tokenizer, "model": _ZOO_CHAR.model, "train": _ZOO_CHAR.train},
-    # a model that trains in seconds: for trying the command and for tests
-    "tiny": {"tokenizer": "char",
-             "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
-             "train": {"batch_size": 16, "max_iters": 200, "eval_interval": 50}},
-}
+PRESETS = {**ZOO_PRESETS, "tiny": Preset(
+    name="tiny", description="a model that trains in seconds: for trying the command and for tests",
+    tokenizer="char", model={"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0},
+    train={"batch_size": 16, "max_iters": 200, "eval_interval": 50})}
 
 MODEL_FLAGS = {
     "block_size": (int, "context length in tokens"),
@@ -63,14 +62,14 @@ RESUME_OVERRIDES = ("max_iters", "eval_interval", "checkpoint_interval", "progre
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group()
-    source.add_argument("--corpus", help="corpus name for minigpt.data.load_text (default: tinyshakespeare)")
+    source.add_argument("--corpus", help="corpus name for minigpt.data.load_text (default: the preset's)")
     source.add_argument("--text-file", help="train on this UTF-8 text file instead of a named corpus")
     data.add_argument("--tokenizer", choices=("char", "bpe"), help="characters, or byte-level BPE (default: the preset's)")
-    data.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size (default: %(default)s)")
-    data.add_argument("--val-fraction", type=float, default=0.1, help="last fraction held out (default: %(default)s)")
+    data.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default: the preset's)")
+    data.add_argument("--val-fraction", type=float, help="last fraction held out (default: the preset's)")
     model = parser.add_argument_group("model (GPT-2 layout unless --bias no / --gelu exact)")
     model.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char",
-                       help="model size and training length to start from (default: %(default)s)")
+                       help="the zoo's recipe to start from: data, model and training (default: %(default)s)")
     for name, (kind, text) in MODEL_FLAGS.items():
         model.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
     run = parser.add_argument_group("training (defaults: TrainConfig, then the preset)")
@@ -110,22 +109,36 @@ def _flags(args, names) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def _encode_corpus(args, tokenizer=None, kind="char"):
-    """The corpus as token ids, with the tokenizer (trained here unless given)."""
+def chosen_preset(args) -> Preset:
+    """The preset ``--preset`` names with the data and model flags applied (checked like any Preset)."""
+    preset = PRESETS[args.preset]
+    kind = args.tokenizer or preset.tokenizer
+    vocab_size = args.vocab_size if args.vocab_size is not None else preset.vocab_size
+    if kind == "bpe" and vocab_size is None:
+        raise ValueError(f"--tokenizer bpe needs --vocab-size: the preset {preset.name!r} is a character model "
+                         "(or start from --preset shakespeare-bpe)")
+    return replace(preset, tokenizer=kind, vocab_size=vocab_size if kind == "bpe" else args.vocab_size,
+                   corpus=args.corpus or preset.corpus,
+                   val_fraction=preset.val_fraction if args.val_fraction is None else args.val_fraction,
+                   model={**preset.model, **_flags(args, MODEL_FLAGS)})
+
+
+def _encode_corpus(args, preset: Preset, tokenizer=None):
+    """The corpus as token ids, with the tokenizer (the preset's, trained here, unless given)."""
     import torch
 
     from minigpt.data import load_text, train_val_split
-    from minigpt.tokenizer import CharTokenizer, train_bpe
+    from minigpt.zoo import build_tokenizer
 
     if args.text_file:
         with open(args.text_file, encoding="utf-8") as f:
             text = f.read()
     else:
-        text = load_text(args.corpus or "tinyshakespeare")
+        text = load_text(preset.corpus)
     if tokenizer is None:
-        tokenizer = CharTokenizer.from_text(text) if kind == "char" else train_bpe(text, args.vocab_size)
+        tokenizer = build_tokenizer(preset, text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    return tokenizer, train_val_split(ids, args.val_fraction)
+    return tokenizer, train_val_split(ids, preset.val_fraction)
 
 
 def run_train(args) -> int:
@@ -139,7 +152,7 @@ def run_train(args) -> int:
 def _train(args) -> int:
     import minigpt
     from minigpt import checkpoint
-    from minigpt.model import GPT, GPTConfig
+    from minigpt.model import GPT
     from minigpt.train import train
 
     train_flags = _flags(args, [f.name for f in fields(TrainConfig)])
@@ -158,14 +171,13 @@ def _train(args) -> int:
             raise SystemExit(f"--resume continues with the checkpoint's settings; only "
                              f"{', '.join(RESUME_OVERRIDES)} may change, not {', '.join(ignored)}")
         config = TrainConfig.from_dict({**state["train_config"], **train_flags})
-        tokenizer, data = _encode_corpus(args, tokenizer)
+        tokenizer, data = _encode_corpus(args, chosen_preset(args), tokenizer)
     else:
-        preset = PRESETS[args.preset]
-        tokenizer, data = _encode_corpus(args, kind=args.tokenizer or preset["tokenizer"])
-        model_config = GPTConfig(vocab_size=tokenizer.vocab_size, **{**preset["model"], **_flags(args, MODEL_FLAGS)})
-        config = TrainConfig(**{**preset["train"], **train_flags})
+        preset = chosen_preset(args)
+        tokenizer, data = _encode_corpus(args, preset)
+        config = TrainConfig(**{**preset.train, "seed": preset.seed, **train_flags})
         minigpt.set_seed(config.seed)  # the initial weights repeat too
-        model, state = GPT(model_config), None
+        model, state = GPT(preset.gpt_config(tokenizer.vocab_size)), None
     history = train(model, data, config, tokenizer=tokenizer, resume=state)
     if int(os.environ.get("RANK", "0")) == 0:
         final = f"{history['val_loss'][-1]:.4f}" if history["val_loss"] else "n/a"

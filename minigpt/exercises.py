@@ -334,9 +334,9 @@ def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
 
 def check_chinese_numeral(fn: Callable, verbose: bool = True) -> Report:
     """Check your ``fn(n) -> str``: the Chinese numeral of an int 0..9999 with the conventions of
-    :func:`minigpt.tasks.chinese_numeral` (十 for 10, 一十 inside larger numbers, one 零 for a run
+    :func:`minigpt.tasks.numbers.chinese_numeral` (十 for 10, 一十 inside larger numbers, one 零 for a run
     of inner zeros, silent trailing zeros, 二 rather than 两)."""
-    from minigpt.tasks import chinese_numeral
+    from minigpt.tasks.numbers import chinese_numeral
 
     hand = {0: "零", 10: "十", 11: "十一", 20: "二十", 101: "一百零一", 1001: "一千零一", 1010: "一千零一十"}
     cases = [Case(f"by hand: {n} -> {text}", (n,), text) for n, text in hand.items()]
@@ -374,6 +374,7 @@ def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
     (``ids`` a LongTensor (1, T), 1 <= prompt_len < T)."""
     import math
 
+    from minigpt.common import seeded_rng
     from minigpt.model import GPT, GPTConfig
 
     def reference(model, ids, prompt_len):  # one forward pass per scored token: slow and obvious
@@ -385,8 +386,7 @@ def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
         return total
 
     config = GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_rng(0):
         model = GPT(config).eval()
         uniform = GPT(config).eval()
         ids = torch.randint(0, 11, (1, 9))

@@ -1,6 +1,6 @@
 """Fine-tuning: adapt a pre-trained GPT to a task with a small labelled set.
 
-Four pieces, each small:
+Three pieces, each small:
 
 - :class:`GPTClassifier`: the GPT's body (embeddings, blocks, ``ln_f``) with a
   linear head on the hidden state of the *last real token* of each text, and
@@ -17,9 +17,6 @@ Four pieces, each small:
   turns those numbers into the examples' inputs and targets. So warm-up, cosine
   decay, AdamW on the trainable parameters only, clipping, validation and
   seeding are the pre-training loop's own.
-- The word-order task: lines of text, each paired with a copy whose words are
-  shuffled (:func:`word_order_examples`), split by line so that no line is in
-  two splits (:func:`split_lines`).
 
 Padding convention: a batch of texts of different lengths is a LongTensor
 (B, T) padded on the right with ``PAD = -1`` (:func:`pad_rows`). Because the
@@ -28,8 +25,6 @@ them, so the hidden state at the last real token is exactly the one the text
 would get on its own; the classifier reads it at index ``length - 1``.
 """
 
-import random
-import re
 from types import SimpleNamespace
 
 import torch
@@ -41,8 +36,7 @@ from minigpt.train import TrainConfig, train
 
 __all__ = ["PAD", "pad_rows", "last_positions", "GPTClassifier", "LinearClassifier", "freeze",
            "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
-           "trainable_parameters", "IndexedExamples", "fit", "predict", "accuracy",
-           "shuffle_words", "corpus_lines", "split_lines", "word_order_examples", "prompt_response_rows"]
+           "trainable_parameters", "IndexedExamples", "fit", "predict", "accuracy", "prompt_response_rows"]
 
 PAD = -1
 LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -307,62 +301,6 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> to
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
     """Fraction of examples whose predicted class equals the label."""
     return (predict(model, inputs, batch_size) == labels).float().mean().item()
-
-
-# --- the word-order task ---
-
-def shuffle_words(line: str, rng: random.Random) -> str:
-    """The words of ``line`` (split on whitespace) in a random order that differs from the original."""
-    words = line.split()
-    if len(set(words)) < 2:
-        raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words")
-    shuffled = words[:]
-    while shuffled == words:
-        rng.shuffle(shuffled)
-    return " ".join(shuffled)
-
-
-def corpus_lines(text: str, min_words: int = 4) -> list[str]:
-    """Distinct lines of ``text`` with at least ``min_words`` words, normalised, in order of appearance.
-
-    Normalised: lower case, punctuation removed (apostrophes inside words kept), single spaces.
-    Speaker names (lines ending in ':') are left out. The normalisation removes give-aways
-    that need no knowledge of word order: verse lines start with a capital and usually end
-    with a comma or a full stop, so a shuffle would betray itself by where they land.
-    """
-    seen, lines = set(), []
-    for raw in text.splitlines():
-        if raw.rstrip().endswith(":"):
-            continue
-        words = [w.strip("'") for w in re.sub(r"[^a-z' ]", " ", raw.lower()).split()]
-        line = " ".join(w for w in words if w)
-        if len(line.split()) >= min_words and len(set(line.split())) >= 2 and line not in seen:
-            seen.add(line)
-            lines.append(line)
-    return lines
-
-
-def split_lines(lines: list[str], n_test: int, n_val: int, seed: int = 0) -> tuple[list, list, list]:
-    """Shuffle ``lines`` and cut them into (train, val, test): n_test and n_val lines, the rest train."""
-    if n_test + n_val >= len(lines):
-        raise ValueError(f"n_test={n_test} + n_val={n_val} leaves no training lines out of {len(lines)}")
-    order = lines[:]
-    random.Random(seed).shuffle(order)
-    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
-
-
-def word_order_examples(lines: list[str], seed: int = 0) -> tuple[list[str], torch.Tensor]:
-    """Two examples per line: the line (label 1, real) and its words shuffled (label 0).
-
-    Returns (texts, labels) with real and shuffled alternating, so any even-sized
-    prefix is exactly balanced.
-    """
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for line in lines:
-        texts += [line, shuffle_words(line, rng)]
-        labels += [1, 0]
-    return texts, torch.tensor(labels, dtype=torch.long)
 
 
 # --- instruction-style tuning ---

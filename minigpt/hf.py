@@ -7,19 +7,28 @@ of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way through; every
 other tensor is copied as is. ``transformers`` is imported only when a function
 here is called.
 
-    >>> gpt = from_hf("path/to/a/gpt2/folder")   # or a GPT2LMHeadModel
-    >>> hf_model = to_hf(gpt)                     # logits agree to ~1e-6
-    >>> save_pretrained(gpt, tokenizer, "my-gpt")  # a folder transformers loads:
-    >>> # GPT2LMHeadModel.from_pretrained("my-gpt"), AutoTokenizer.from_pretrained("my-gpt")
-    >>> gpt, tokenizer = load_pretrained("my-gpt")  # and back
+    >>> import tempfile
+    >>> from minigpt.tokenizer import train_bpe
+    >>> tokenizer = train_bpe("a small text to learn a few merges from. " * 20, vocab_size=270)
+    >>> gpt = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
+    >>> hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)  # a transformers.GPT2LMHeadModel
+    >>> ids = torch.tensor([tokenizer.encode("a text")])
+    >>> torch.allclose(gpt(ids)[0], hf_model(ids).logits, atol=1e-5)  # the same logits
+    True
+    >>> folder = save_pretrained(gpt, tokenizer, Path(tempfile.mkdtemp()) / "my-gpt")
+    >>> # GPT2LMHeadModel.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it
+    >>> gpt_back, tokenizer_back = load_pretrained(folder)  # and minigpt reads it back
+    >>> torch.equal(gpt_back.lm_head.weight, gpt.lm_head.weight), tokenizer_back.encode("a text") == ids[0].tolist()
+    (True, True)
 """
 
 import os
-import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
+from minigpt.common import seeded_rng
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import EOT, HFBPETokenizer
 
@@ -82,7 +91,7 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
     if not isinstance(model_or_path, GPT2LMHeadModel):
         raise TypeError(f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
                         f"got {type(model_or_path).__name__}")
-    with torch.random.fork_rng(devices=[]):  # the weights are replaced below: leave the caller's random state alone
+    with seeded_rng():  # the weights are replaced below: leave the caller's random state alone
         gpt = GPT(config_from_hf(model_or_path.config, dropout))
     hf_state = model_or_path.state_dict()
     state = {}
@@ -170,16 +179,13 @@ def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
                          f"{gpt.config.vocab_size} embeddings: save the tokenizer the model was trained with")
     hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)
     hf_model.generation_config.pad_token_id = tokenizer.eot_id  # GPT-2 has no padding token; pad with end-of-text
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.tmp-", dir=path.parent) as tmp:
         hf_model.save_pretrained(tmp)  # safetensors weights, never a pickle
         to_hf_tokenizer(tokenizer, gpt.config.block_size).save_pretrained(tmp)
-        path.mkdir(parents=True, exist_ok=True)
-        for file in sorted(tmp.iterdir()):
+        path.mkdir(exist_ok=True)
+        for file in sorted(Path(tmp).iterdir()):  # file by file: other files in ``path`` stay
             os.replace(file, path / file.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -74,13 +74,19 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of most probable tokens whose probability sums to at least ``p``.
 
-    The most probable token is always kept. Others are set to ``-inf``.
+    The most probable token is always kept. Others are set to ``-inf``. A set that reaches
+    ``p`` exactly is enough: of four equal logits, ``p=0.5`` keeps two.
+
+    >>> top_p_filter(torch.zeros(4), 0.5)
+    tensor([0., 0., -inf, -inf])
     """
     check_settings(top_p=p)
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    sorted_probs = sorted_logits.softmax(dim=-1)
-    # a token is dropped when the more probable tokens before it already reach p
-    drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= p
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)  # ties: lower ids first
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # a token is dropped when the more probable tokens before it already reach p: their total is the
+    # running sum one place to the left (cumulative - prob would round 1/3 + 1/3 below p = 2/3)
+    before = torch.cat([torch.zeros_like(cumulative[..., :1]), cumulative[..., :-1]], dim=-1)
+    drop_sorted = before >= p
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minigpt.common import check_positive_int
 from minigpt.model import GPTConfig
 
 __all__ = ["param_count", "forward_flops_per_token", "training_flops", "training_flops_for",
@@ -132,8 +133,7 @@ def training_seconds(flops: float, peak_flops: float, utilisation: float = 0.4, 
     if u > 1:
         raise ValueError(f"utilisation is a fraction of the peak in (0, 1], got {utilisation!r}; "
                          "write 40% as 0.4")
-    if not isinstance(n_devices, int) or isinstance(n_devices, bool) or n_devices < 1:
-        raise ValueError(f"n_devices must be a positive int, got {n_devices!r}")
+    check_positive_int("n_devices", n_devices)
     return f / (n_devices * peak * u)
 
 
@@ -172,8 +172,7 @@ def activation_bytes(config: GPTConfig, batch_size: int, seq_len: int | None = N
     _check_config(config)
     T = config.block_size if seq_len is None else seq_len
     for name, value in (("batch_size", batch_size), ("seq_len", T), ("bytes_per_value", bytes_per_value)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
     if T > config.block_size:
         raise ValueError(f"seq_len={T} exceeds block_size={config.block_size}; the model cannot see more")
     C = config.n_embd

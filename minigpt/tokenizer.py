@@ -20,13 +20,14 @@ the pair whose ids are smallest, with the 256 bytes numbered in GPT-2's order.
 
 import json
 import operator
-import os
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import regex
 import torch
+
+from minigpt.common import atomic_path
 
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs, whitespace.
@@ -72,11 +73,9 @@ def _file(path) -> Path:
 
 
 def _write_json(path: Path, payload: dict) -> Path:
-    """Write JSON atomically: a temporary file beside ``path``, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (:func:`minigpt.common.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -281,6 +280,10 @@ class BPETokenizer:
             ids = merge(ids, pair, self.merges[pair])
         return ids
 
+    def clear_cache(self) -> None:
+        """Forget the chunks encoded so far, so the next :meth:`encode` starts cold (for timing it)."""
+        self._cache.clear()
+
     def encode(self, text: str) -> list[int]:
         _check_text(text)
         ids = []
@@ -331,6 +334,10 @@ class HFBPETokenizer:
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
 
+    def clear_cache(self) -> None:
+        """Forget the words the library's BPE model cached, as :meth:`BPETokenizer.clear_cache` does."""
+        self.tokenizer.model._clear_cache()  # the library's only way to do it
+
     def encode(self, text: str) -> list[int]:
         _check_text(text)
         return self.tokenizer.encode(text).ids
@@ -354,10 +361,8 @@ class HFBPETokenizer:
 
     def save(self, path) -> Path:
         path = _file(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        self.tokenizer.save(str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self.tokenizer.save(str(tmp))
         return path
 
     @classmethod

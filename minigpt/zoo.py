@@ -3,9 +3,9 @@
     from minigpt.zoo import pretrained
     model, tokenizer, history = pretrained("shakespeare-char")   # or "shakespeare-bpe"
 
-The first call trains the preset on the CPU (a progress bar shows it; about two
-minutes on two cores) and saves it under ``minigpt.data.cache_dir() / "zoo"``;
-later calls load it in a fraction of a second. Training is deterministic: the
+The first call trains the preset on the CPU (a progress bar shows it; the
+pre-training chapter shows how long it took, from ``history["train_seconds"]``) and
+saves it under ``minigpt.data.cache_dir() / "zoo"``; later calls load it from there. Training is deterministic: the
 same code and corpus give the same weights, run after run.
 
 ``history`` is :func:`minigpt.train.train`'s history (``step``, ``lr``,
@@ -18,8 +18,9 @@ same code and corpus give the same weights, run after run.
   took when it ran, and with how many threads.
 
 The cache key covers the preset, the SHA-256 of the corpus text and a hash of
-minigpt's own code (model, attention, sampling, tokenizer, training, zoo; comments
-and docstrings left out), so a model trained by older code is never silently reused.
+minigpt's own code (model, attention, sampling, tokenizer, training, zoo and the
+shared mechanics in ``common``; comments and docstrings left out), so a model
+trained by older code is never silently reused.
 ``pretrained(name, retrain=True)`` trains again regardless.
 
 Writes are safe when two processes ask for the same model at once: the first
@@ -45,6 +46,7 @@ from pathlib import Path
 import torch
 
 from minigpt import checkpoint, data
+from minigpt.common import seeded_rng
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer, train_bpe
 from minigpt.train import TrainConfig, train
@@ -56,7 +58,7 @@ TOKENIZERS = ("char", "bpe")
 ZOO_TRAIN_SETTINGS = {"device": "cpu", "dtype": "float32", "out_dir": None, "checkpoint_interval": 0,
                       "compile": False}
 # The files whose code decides what a trained model is; editing any of them retrains.
-SOURCE_FILES = ("attention.py", "model.py", "sampling.py", "tokenizer.py", "train.py", "zoo.py")
+SOURCE_FILES = ("attention.py", "common.py", "model.py", "sampling.py", "tokenizer.py", "train.py", "zoo.py")
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,7 @@ def _train(preset: Preset, corpus: str, text: str, progress: bool):
             record_sample(step, model)
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's random state
-        torch.manual_seed(preset.seed)
+    with seeded_rng(preset.seed):  # seed the weights and training without touching the caller's random state
         model = GPT(preset.gpt_config(tokenizer.vocab_size))
         if 0 in preset.sample_steps:
             record_sample(0, model)

@@ -95,3 +95,38 @@ def test_bad_settings_fail_before_training(tmp_path, corpus):
         main(["train", "--preset", "huge", "--out-dir", str(tmp_path / "r")])
     with pytest.raises(SystemExit, match="error: GPTConfig.gelu must be 'tanh'"):
         main(["train", "--text-file", corpus, *TINY, "--gelu", "none", "--out-dir", str(tmp_path / "r")])
+
+
+def train_args(*flags):
+    from minigpt.__main__ import build_parser
+
+    return build_parser().parse_args(["train", *flags, "--out-dir", "unused"])
+
+
+def test_the_presets_are_the_zoos():
+    from minigpt import cli, zoo
+
+    assert all(cli.PRESETS[name] is preset for name, preset in zoo.PRESETS.items())
+    for name, preset in zoo.PRESETS.items():  # no flag: exactly the zoo's recipe, BPE vocabulary included
+        assert cli.chosen_preset(train_args("--preset", name)) == preset
+    assert cli.chosen_preset(train_args("--preset", "shakespeare-bpe")).vocab_size == 1024
+
+
+def test_flags_override_the_preset():
+    from minigpt.cli import chosen_preset
+
+    chosen = chosen_preset(train_args("--preset", "shakespeare-bpe", "--vocab-size", "300", "--val-fraction", "0.2",
+                                      "--n-layer", "2", "--corpus", "pydocs"))
+    assert (chosen.vocab_size, chosen.val_fraction, chosen.corpus) == (300, 0.2, "pydocs")
+    assert chosen.model["n_layer"] == 2 and chosen.model["n_embd"] == 128  # the rest stays the preset's
+    to_char = chosen_preset(train_args("--preset", "shakespeare-bpe", "--tokenizer", "char"))
+    assert (to_char.tokenizer, to_char.vocab_size) == ("char", None)
+    to_bpe = chosen_preset(train_args("--preset", "tiny", "--tokenizer", "bpe", "--vocab-size", "300"))
+    assert (to_bpe.tokenizer, to_bpe.vocab_size) == ("bpe", 300)
+
+
+def test_a_bpe_run_from_a_character_preset_asks_for_a_vocabulary(tmp_path, corpus):
+    with pytest.raises(SystemExit, match="--tokenizer bpe needs --vocab-size: the preset 'tiny' is a character"):
+        main(["train", "--text-file", corpus, *TINY, "--tokenizer", "bpe", "--out-dir", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="vocab_size=300 is for BPE"):
+        main(["train", "--text-file", corpus, *TINY, "--vocab-size", "300", "--out-dir", str(tmp_path / "r")])

@@ -1,4 +1,4 @@
-"""minigpt.finetune: classifier on the last real token, freezing, LoRA, fit() through train(), the task data."""
+"""minigpt.finetune: classifier on the last real token, freezing, LoRA, fit() through train(), prompt rows."""
 
 import random
 
@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from minigpt.finetune import (PAD, GPTClassifier, LinearClassifier, LoRALinear, accuracy, add_lora,
-                              classification_loss, corpus_lines, fit, freeze, last_positions, merge_lora,
-                              pad_rows, prompt_response_rows, shuffle_words, split_lines, trainable_parameters,
-                              unmerge_lora, word_order_examples)
+                              classification_loss, fit, freeze, last_positions, merge_lora, pad_rows,
+                              prompt_response_rows, trainable_parameters, unmerge_lora)
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
 from minigpt.train import TrainConfig
@@ -236,33 +235,6 @@ def test_prompt_response_rows_mask_the_prompt():
     torch.testing.assert_close(loss, F.cross_entropy(logits[keep], y[keep]))
     with pytest.raises(ValueError, match="more than block_size"):
         prompt_response_rows(tok, [("abcdef", "abcdef")], block_size=8)
-
-
-# --- the word-order data ---
-
-def test_shuffle_words_differs_keeps_words():
-    rng = random.Random(0)
-    for line in ["to be or not", "a b", "the the cat"]:
-        s = shuffle_words(line, rng)
-        assert s != line and sorted(s.split()) == sorted(line.split())
-    with pytest.raises(ValueError, match="two different words"):
-        shuffle_words("so so so", rng)
-
-
-def test_word_order_data_is_balanced_and_splits_are_disjoint():
-    text = "ROMEO:\nBut soft! What light through yonder,\n'Tis the east and\nshort line\n" + \
-        "\n".join(f"line number {chr(97 + i % 26)}{chr(97 + i // 26)} of the play" for i in range(40))
-    lines = corpus_lines(text)
-    assert "romeo:" not in lines and "short line" not in lines
-    assert lines[:2] == ["but soft what light through yonder", "tis the east and"]
-    train, val, test = split_lines(lines, n_test=10, n_val=5, seed=0)
-    assert len(test) == 10 and len(val) == 5 and len(train) == len(lines) - 15
-    assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
-    texts, labels = word_order_examples(test, seed=0)
-    assert labels.tolist() == [1, 0] * 10
-    assert texts[0::2] == test and all(s != r for r, s in zip(texts[0::2], texts[1::2]))
-    with pytest.raises(ValueError, match="leaves no training lines"):
-        split_lines(lines, n_test=30, n_val=20)
 
 
 def test_fit_splits_of_different_widths_fail():

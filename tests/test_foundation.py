@@ -144,3 +144,12 @@ def test_nanogpt_speed_reference_computes_what_minigpt_computes_in_nanogpt_layou
     # a GPT-2-layout model has biases the reference has no place for
     with pytest.raises(RuntimeError, match="Unexpected key"):
         reference.load_state_dict(GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)).state_dict())
+
+
+def test_the_package_docstring_maps_every_module():
+    import pkgutil
+
+    modules = {f"minigpt.{info.name}" for info in pkgutil.iter_modules(minigpt.__path__)}
+    assert {"minigpt.model", "minigpt.tasks", "minigpt.__main__"} <= modules
+    missing = sorted(name for name in modules if f"``{name}``" not in minigpt.__doc__)
+    assert missing == [], f"add {missing} to the module map in minigpt/__init__.py"

@@ -52,6 +52,25 @@ def test_top_p_keeps_smallest_nucleus():
     assert torch.isfinite(top_p_filter(LOGITS, 1e-6)).tolist() == [True, False, False, False]
 
 
+@pytest.mark.parametrize("n", range(1, 17))
+def test_top_p_keeps_k_of_n_equal_tokens_at_p_k_over_n(n):
+    """The boundary: k equal tokens reach p = k/n exactly, and the smallest set that reaches p is
+    enough (by hand). Subtracting each probability from the running sum rounds 1/3 + 1/3 below 2/3."""
+    for k in range(1, n + 1):
+        kept = torch.isfinite(top_p_filter(torch.zeros(n), k / n))
+        assert kept.tolist() == [True] * k + [False] * (n - k), (k, n)  # ties keep the lower ids
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_top_p_boundary_matches_hugging_face(n):
+    """transformers' TopPLogitsWarper keeps 2 of 4 equal tokens at p = 0.5. Its 1 - p rounds for
+    other n (it keeps 2 of 6 at p = 1/6), so the comparison uses n where 1 - k/n is exact."""
+    transformers = pytest.importorskip("transformers")
+    for k in range(1, n + 1):
+        warped = transformers.TopPLogitsWarper(k / n)(None, torch.zeros(1, n))
+        assert torch.isfinite(warped).sum() == torch.isfinite(top_p_filter(torch.zeros(1, n), k / n)).sum() == k
+
+
 def test_top_p_works_on_unsorted_batched_rows():
     logits = torch.stack([LOGITS.flip(0), LOGITS[[2, 0, 3, 1]]])
     kept = torch.isfinite(top_p_filter(logits, 0.7)).tolist()

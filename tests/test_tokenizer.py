@@ -255,3 +255,24 @@ def test_corrupt_saved_files_are_rejected(tmp_path):
     (tmp_path / "char.json").write_text(json.dumps({"kind": "char", "chars": ["a", "a"], "unknown": None}))
     with pytest.raises(ValueError, match="distinct single characters"):
         load_tokenizer(tmp_path / "char.json")
+
+
+def test_clear_cache_forgets_encoded_chunks_and_changes_no_ids():
+    scratch, library = BPETokenizer.train(CORPUS, 300), train_bpe(CORPUS, 301)
+    for tok in (scratch, library):
+        ids = tok.encode(CORPUS)
+        tok.clear_cache()
+        assert tok.encode(CORPUS) == ids
+    scratch.clear_cache()
+    assert scratch._cache == {}  # the next encode starts cold, which is what a benchmark wants
+    scratch.encode("the fox")
+    assert set(scratch._cache) == {"the", " fox"}
+
+
+def test_save_leaves_no_temporary_file(tmp_path):
+    for tok in (CharTokenizer.from_text(CORPUS), BPETokenizer.train(CORPUS, 300), train_bpe(CORPUS, 301)):
+        folder = tmp_path / type(tok).__name__
+        for _ in range(2):  # the second save replaces the first
+            tok.save(folder / "tokenizer.json")
+        assert [p.name for p in folder.iterdir()] == ["tokenizer.json"]
+        assert load_tokenizer(folder / "tokenizer.json").encode(CORPUS) == tok.encode(CORPUS)

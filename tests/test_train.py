@@ -176,6 +176,36 @@ def test_gradient_accumulation_equals_one_batch_of_the_summed_size():
         torch.testing.assert_close(pa, pb, atol=1e-6, rtol=1e-5, msg=name)
 
 
+def gradients_the_optimizer_receives(config: TrainConfig) -> list[torch.Tensor]:
+    """Train a tiny model with ``config``; the gradient (all parameters, flattened) at each optimizer step."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad.flatten() for group in optimizer.param_groups for p in group["params"]]
+        seen.append(torch.cat(grads).clone())
+
+    handle = register_optimizer_step_pre_hook(record)  # runs inside train(), before each AdamW step
+    try:
+        train(tiny_model(), toy_data(), config)
+    finally:
+        handle.remove()
+    return seen
+
+
+def test_the_optimizer_receives_the_gradient_clipped_to_grad_clip():
+    """Compared with the same run unclipped: g * min(1, c / |g|) at step 0, every norm <= c, none above."""
+    common = dict(max_iters=3, batch_size=4, eval_interval=0, **QUIET)
+    raw = gradients_the_optimizer_receives(TrainConfig(grad_clip=0.0, **common))
+    c = 0.5 * raw[0].norm().item()  # below the first step's norm, so clipping must act
+    clipped = gradients_the_optimizer_receives(TrainConfig(grad_clip=c, **common))
+    assert len(raw) == len(clipped) == 3
+    torch.testing.assert_close(clipped[0], raw[0] * (c / raw[0].norm()))  # same weights, same batch at step 0
+    assert all(g.norm() <= c * (1 + 1e-5) for g in clipped)
+    assert raw[0].norm() > 1.9 * c  # without grad_clip the norm is untouched
+
+
 def test_callback_sees_every_step_and_can_stop_training():
     seen = []
 
