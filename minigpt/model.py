@@ -16,6 +16,7 @@ Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
 """
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from minigpt.attention import KVCache, MultiHeadAttention
 from minigpt.sampling import check_settings, sample_next
 
-__all__ = ["GPTConfig", "MLP", "Block", "GPT"]
+__all__ = ["GPTConfig", "MLP", "Block", "GPT", "eval_mode"]
 
 NORMS = ("pre", "post")
 GELUS = ("tanh", "exact")
@@ -91,6 +92,21 @@ class GPTConfig:
     def gpt2(cls) -> "GPTConfig":
         """GPT-2 small (124M parameters): 12 layers, 12 heads, width 768, context 1024, 50257 tokens."""
         return cls(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the ``with`` body with ``model`` in eval mode (no dropout), then restore its previous mode.
+
+    The mode comes back even when the body raises, so an error in evaluation cannot leave a
+    model that was training with its dropout switched off.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
@@ -279,11 +295,9 @@ class GPT(nn.Module):
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
         check_settings(temperature, top_k, top_p, self.config.vocab_size)
-        was_training = self.training
-        self.eval()
         block_size = self.config.block_size
         caches = None
-        try:
+        with eval_mode(self):
             for _ in range(max_new_tokens):
                 if not use_cache:
                     hidden = self._hidden(idx[:, -block_size:])
@@ -295,8 +309,6 @@ class GPT(nn.Module):
                 logits = self.lm_head(hidden[:, -1, :])
                 next_id = sample_next(logits, temperature, top_k, top_p, generator)
                 idx = torch.cat([idx, next_id], dim=1)
-        finally:
-            self.train(was_training)
         return idx
 
     @torch.no_grad()
@@ -305,15 +317,11 @@ class GPT(nn.Module):
         tensors (B, n_head, T, T), row i = how position i spreads its attention.
         Computed in eval mode (no dropout); the previous mode is restored."""
         self._check_idx(idx)
-        was_training = self.training
-        self.eval()
         pos = torch.arange(idx.size(1), device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)
         maps = []
-        try:
+        with eval_mode(self):
             for block in self.transformer.h:
                 maps.append(block.attention_weights(x))
                 x = block(x)
-        finally:
-            self.train(was_training)
         return maps

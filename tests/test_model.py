@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt.model import GPT, MLP, Block, GPTConfig
+from minigpt.model import GPT, MLP, Block, GPTConfig, eval_mode
 
 SMALL = dict(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -326,3 +326,19 @@ def test_forward_compiles_without_graph_breaks():
     compiled = torch.compile(model, backend="eager", fullgraph=True)  # fullgraph: a graph break is an error
     torch.testing.assert_close(compiled(idx, targets)[1], model(idx, targets)[1])
     torch._dynamo.reset()
+
+
+def test_eval_mode_switches_dropout_off_and_restores_the_mode_even_after_an_error():
+    model = small_gpt(dropout=0.5).train()
+    x = random_ids(2, 6)
+    with eval_mode(model):
+        assert not model.training and torch.equal(model(x)[0], model(x)[0])   # no dropout: repeatable
+    assert model.training
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_mode(model):
+            raise RuntimeError("inside")
+    assert model.training
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training   # a model that was in eval mode stays there
