@@ -37,7 +37,7 @@ from torch import nn
 from minigpt.model import GPT, eval_mode
 from minigpt.train import TrainConfig, train
 
-__all__ = ["PAD", "pad_rows", "last_positions", "GPTClassifier", "LinearClassifier", "freeze",
+__all__ = ["PAD", "pad_rows", "last_positions", "pool", "token_logprobs", "GPTClassifier", "LinearClassifier", "freeze",
            "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
            "trainable_parameters", "ExampleSet", "fit", "predict", "accuracy",
            "shuffle_words", "corpus_lines", "split_lines", "word_order_examples", "prompt_response_rows"]
@@ -74,6 +74,44 @@ def last_positions(idx: torch.Tensor) -> torch.Tensor:
         raise ValueError("padding (PAD=-1) must come only after the real tokens (right padding); "
                          "build rows with minigpt.finetune.pad_rows")
     return lengths - 1
+
+
+POOLINGS = ("last", "mean")
+
+
+def pool(hidden: torch.Tensor, idx: torch.Tensor, how: str = "last") -> torch.Tensor:
+    """One vector per row from the hidden states of right-padded rows: (B, T, C) -> (B, C).
+
+    ``hidden`` (B, T, C) belongs to ``idx`` (B, T), padded with PAD. ``how="last"``: the state
+    at each row's last real token, which has read the whole text (:class:`GPTClassifier`'s
+    features). ``how="mean"``: the mean of the states at the real tokens; padding is left out.
+    """
+    if how not in POOLINGS:
+        raise ValueError(f"how must be one of {POOLINGS}, got {how!r}")
+    if hidden.shape[:2] != idx.shape:
+        raise ValueError(f"hidden (B, T, C) must match idx (B, T), got {tuple(hidden.shape)} and {tuple(idx.shape)}")
+    last = last_positions(idx)  # also checks the padding
+    if how == "last":
+        return hidden[torch.arange(idx.size(0), device=idx.device), last]
+    real = (idx != PAD).float()  # (B, T): 1 for a token, 0 for padding
+    return (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)
+
+
+def token_logprobs(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+    """log p(idx[:, t + 1] | idx[:, :t + 1]) under ``model`` for right-padded rows: (B, T) -> (B, T - 1).
+
+    Entry t scores the token at t + 1 given the tokens before it; an entry whose token is
+    PAD is 0, so ``.sum(1)`` is each row's log-probability after its first token. The
+    gradient flows (wrap the call in ``torch.no_grad()`` to only score).
+    """
+    real = idx != PAD
+    if idx.dim() != 2 or idx.size(1) < 2:
+        raise ValueError(f"idx must be (B, T) rows of at least 2 tokens, got shape {tuple(idx.shape)}")
+    last_positions(idx)  # checks that the padding is on the right only
+    tokens = idx.masked_fill(~real, 0)  # any id will do: causal attention never looks right
+    logits, _ = model(tokens[:, :-1])
+    logp = F.log_softmax(logits, dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]  # (B, T - 1)
+    return logp.masked_fill(~real[:, 1:], 0.0)
 
 
 def check_labels(labels: torch.Tensor, n_classes: int) -> None:
@@ -116,8 +154,7 @@ class GPTClassifier(nn.Module):
         last = last_positions(idx)
         idx = idx[:, :int(last.max()) + 1]  # columns that hold only padding change nothing: drop them
         tokens = idx.masked_fill(idx == PAD, 0)  # any id will do: causal attention never looks right
-        hidden = self.body.hidden_states(tokens)  # (B, T, C); checks the ids
-        return hidden[torch.arange(idx.size(0), device=idx.device), last]
+        return pool(self.body.hidden_states(tokens), idx, "last")  # hidden states (B, T, C); checks the ids
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
         logits = self.head(self.features(idx))

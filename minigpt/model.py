@@ -138,11 +138,17 @@ class Block(nn.Module):
 
     ``norm="pre"``:  x + attn(ln_1(x)), then + mlp(ln_2(.)).
     ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017 paper's formula.
+
+    ``residual``: True (always, in training). Setting ``block.residual = False`` drops both
+    residual additions, leaving mlp(ln_2(attn(ln_1(x)))) (pre) or ln_2(mlp(ln_1(attn(x))))
+    (post): an ablation, with which the Transformer chapter measures what the residual
+    stream does for the gradients.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.norm = config.norm
+        self.residual = True
         self.ln_1 = _layer_norm(config)
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout)
         self.ln_2 = _layer_norm(config)
@@ -150,6 +156,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new positions."""
+        if not self.residual:
+            if self.norm == "pre":
+                return self.mlp(self.ln_2(self.attn(self.ln_1(x), cache)))
+            return self.ln_2(self.mlp(self.ln_1(self.attn(x, cache))))
         if self.norm == "pre":
             x = x + self.attn(self.ln_1(x), cache)
             return x + self.mlp(self.ln_2(x))
@@ -273,7 +283,8 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
-                 generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+                 generator: torch.Generator | None = None, use_cache: bool = True,
+                 stop_token: int | None = None) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T + max_new_tokens).
 
         ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in :mod:`minigpt.sampling`;
@@ -290,11 +301,20 @@ class GPT(nn.Module):
         cache is rebuilt from the cropped window, one full forward pass per new token from
         then on. Cached and uncached generation therefore see the same context and give the
         same tokens.
+
+        ``stop_token``: a row that has generated this id is finished: its later positions repeat
+        the stop token, and generation ends as soon as every row is finished, so the result
+        may be shorter than T + max_new_tokens. Cut each row at its first stop token.
         """
         self._check_idx(idx, "prompt")
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if stop_token is not None and not (isinstance(stop_token, int) and not isinstance(stop_token, bool)
+                                           and 0 <= stop_token < self.config.vocab_size):
+            raise ValueError(f"stop_token must be a token id in 0..{self.config.vocab_size - 1} or None, "
+                             f"got {stop_token!r}; e.g. tokenizer.encode(\"\\n\")[0]")
         check_settings(temperature, top_k, top_p, self.config.vocab_size)
+        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)  # (B, 1)
         block_size = self.config.block_size
         caches = None
         with eval_mode(self):
@@ -308,7 +328,12 @@ class GPT(nn.Module):
                     hidden = self._hidden(idx[:, -1:], caches)
                 logits = self.lm_head(hidden[:, -1, :])
                 next_id = sample_next(logits, temperature, top_k, top_p, generator)
+                if stop_token is not None:
+                    next_id = next_id.masked_fill(finished, stop_token)
+                    finished |= next_id == stop_token
                 idx = torch.cat([idx, next_id], dim=1)
+                if stop_token is not None and finished.all():
+                    break
         return idx
 
     @torch.no_grad()

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from minigpt import checkpoint
 from minigpt.finetune import (PAD, ExampleSet, GPTClassifier, LinearClassifier, LoRALinear, accuracy, add_lora,
                               classification_loss, corpus_lines, fit, freeze, last_positions, merge_lora,
-                              pad_rows, predict, prompt_response_rows, shuffle_words, split_lines,
-                              trainable_parameters, unmerge_lora, word_order_examples)
+                              pad_rows, pool, predict, prompt_response_rows, shuffle_words, split_lines,
+                              token_logprobs, trainable_parameters, unmerge_lora, word_order_examples)
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
 from minigpt.train import BatchSource, TrainConfig, train
@@ -326,3 +326,33 @@ def test_exercise_checker_accepts_the_answer_and_rejects_a_wrong_one():
     from minigpt.exercises import check_last_positions
     assert check_last_positions(lambda rows: (rows != PAD).sum(1) - 1, verbose=False)
     assert not check_last_positions(lambda rows: (rows > 0).sum(1) - 1, verbose=False)  # 0 is a real token
+
+
+# --- pooling and scoring padded rows ---
+
+def test_pool_reads_the_last_real_token_or_the_mean_over_real_tokens():
+    rows = pad_rows([[1, 2, 3], [4], [5, 6]])
+    hidden = torch.randn(3, 3, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pool(hidden, rows, "last"), torch.stack([hidden[0, 2], hidden[1, 0], hidden[2, 1]]))
+    expected = torch.stack([hidden[0, :3].mean(0), hidden[1, :1].mean(0), hidden[2, :2].mean(0)])
+    torch.testing.assert_close(pool(hidden, rows, "mean"), expected)
+    with pytest.raises(ValueError, match="how must be one of"):
+        pool(hidden, rows, "max")
+    with pytest.raises(ValueError, match=r"must match idx \(B, T\)"):
+        pool(hidden[:, :2], rows)
+
+
+def test_token_logprobs_of_padded_rows_equal_each_text_scored_alone():
+    gpt = tiny_gpt()
+    texts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
+    scores = token_logprobs(gpt, pad_rows(texts))
+    assert scores.shape == (3, 4)
+    for row, text in zip(scores, texts):   # reference: the model's own cross-entropy, one text at a time
+        ids = torch.tensor([text])
+        _, loss = gpt(ids[:, :-1], ids[:, 1:])
+        assert row[:len(text) - 1].sum().item() == pytest.approx(-loss.item() * (len(text) - 1), abs=1e-5)
+        assert (row[len(text) - 1:] == 0).all()   # padding scores nothing
+    scores.sum().backward()   # it is differentiable: usable as a training objective
+    assert gpt.transformer.wte.weight.grad is not None
+    with pytest.raises(ValueError, match="right padding"):
+        token_logprobs(gpt, torch.tensor([[PAD, 1, 2]]))
