@@ -37,8 +37,8 @@ from torch import nn
 from minigpt.model import GPT, eval_mode
 from minigpt.train import TrainConfig, train
 
-__all__ = ["PAD", "pad_rows", "last_positions", "pool", "token_logprobs", "GPTClassifier", "LinearClassifier", "freeze",
-           "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
+__all__ = ["PAD", "pad_rows", "last_positions", "pool", "token_logprobs", "GPTClassifier", "LinearClassifier",
+           "freeze", "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
            "trainable_parameters", "ExampleSet", "fit", "predict", "accuracy",
            "shuffle_words", "corpus_lines", "split_lines", "word_order_examples", "prompt_response_rows"]
 

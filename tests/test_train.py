@@ -127,6 +127,33 @@ def test_the_fused_update_is_adamws():
     assert (model.transformer.wte.weight - tiny_model().transformer.wte.weight).abs().max() > 1e-3  # it moved
 
 
+def test_the_optimizer_receives_gradients_clipped_to_grad_clip(monkeypatch):
+    """The norm of all gradients together, as each AdamW step sees it, with and without clipping."""
+    norms = []
+    real_make_optimizer = train_module.make_optimizer
+
+    def recording(model, config):
+        optimizer = real_make_optimizer(model, config)
+        step = optimizer.step
+
+        def step_and_record(*args, **kwargs):
+            grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+            norms.append(torch.cat(grads).norm().item())
+            return step(*args, **kwargs)
+
+        optimizer.step = step_and_record
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording)
+    common = dict(max_iters=3, batch_size=4, eval_interval=0, **QUIET)
+    train(tiny_model(), toy_data(), TrainConfig(grad_clip=0.0, **common))
+    raw = norms[:]
+    norms.clear()
+    train(tiny_model(), toy_data(), TrainConfig(grad_clip=0.01, **common))
+    assert len(raw) == len(norms) == 3 and min(raw) > 0.1    # unclipped: the loss's own gradient
+    assert norms == pytest.approx([0.01] * 3, rel=1e-4)      # clipped: scaled down to grad_clip
+
+
 # --- evaluation ------------------------------------------------------------------
 
 def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
