@@ -300,7 +300,7 @@ class _Process:
         return cls(dist.get_rank(), dist.get_world_size(), device, owns)
 
 
-def batch_source(model: nn.Module, data, config: TrainConfig) -> BatchSource:
+def _batch_source(model: nn.Module, data, config: TrainConfig) -> BatchSource:
     """``data`` as a :class:`BatchSource`: a source is used as it is, a pair ``(train_ids, val_ids)``
     becomes a :class:`TokenStream` with windows of ``config.block_size`` (None: the model's context)."""
     if isinstance(data, BatchSource):
@@ -374,7 +374,7 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, callback: C
     ``checkpoint_interval`` steps and at the end (by process 0 only).
     """
     config = config or TrainConfig()
-    source = batch_source(model, data, config)
+    source = _batch_source(model, data, config)
     proc = _Process.setup(config)
     try:
         _check_batch_size(source, config, proc.world_size)
@@ -456,7 +456,7 @@ def _run(model, source: BatchSource, config, proc, callback, tokenizer, resume) 
         if bar is not None:
             bar.update(1)
             if done % 10 == 0 or last:
-                bar.set_postfix(progress_numbers(history))
+                bar.set_postfix(_progress_numbers(history))
         if callback is not None and callback(done, model, history):
             save(done)
             break
@@ -465,7 +465,7 @@ def _run(model, source: BatchSource, config, proc, callback, tokenizer, resume) 
     return history
 
 
-def progress_numbers(history: dict) -> dict:
+def _progress_numbers(history: dict) -> dict:
     """What the progress bar shows: the last training loss, and the last validation loss with
     the step it was measured at, which lags the bar between evaluations (and for the whole run
     when ``max_iters < eval_interval``, until the evaluation at the end)."""
