@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from minigpt.attention import KVCache, MultiHeadAttention
 from minigpt.sampling import check_settings, sample_next
 
-__all__ = ["GPTConfig", "MLP", "Block", "GPT", "eval_mode"]
+__all__ = ["GPTConfig", "MLP", "Block", "GPT", "eval_mode", "without_residual"]
 
 NORMS = ("pre", "post")
 GELUS = ("tanh", "exact")
@@ -138,17 +138,11 @@ class Block(nn.Module):
 
     ``norm="pre"``:  x + attn(ln_1(x)), then + mlp(ln_2(.)).
     ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017 paper's formula.
-
-    ``residual``: True (always, in training). Setting ``block.residual = False`` drops both
-    residual additions, leaving mlp(ln_2(attn(ln_1(x)))) (pre) or ln_2(mlp(ln_1(attn(x))))
-    (post): an ablation, with which the Transformer chapter measures what the residual
-    stream does for the gradients.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.norm = config.norm
-        self.residual = True
         self.ln_1 = _layer_norm(config)
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout)
         self.ln_2 = _layer_norm(config)
@@ -156,10 +150,6 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new positions."""
-        if not self.residual:
-            if self.norm == "pre":
-                return self.mlp(self.ln_2(self.attn(self.ln_1(x), cache)))
-            return self.ln_2(self.mlp(self.ln_1(self.attn(x, cache))))
         if self.norm == "pre":
             x = x + self.attn(self.ln_1(x), cache)
             return x + self.mlp(self.ln_2(x))
@@ -169,6 +159,21 @@ class Block(nn.Module):
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention weights (B, n_head, T, T) this block computes for input x."""
         return self.attn.attention_weights(self.ln_1(x) if self.norm == "pre" else x)
+
+
+def without_residual(block: Block, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    """A forward hook that makes ``block`` compute its sub-layers with both residual additions removed.
+
+    ``block.register_forward_hook(without_residual)`` replaces the block's output by
+    mlp(ln_2(attn(ln_1(x)))) (pre-LN) or ln_2(mlp(ln_1(attn(x)))) (post-LN), computed from the
+    same input x (B, T, C) and weights. An ablation, not a model: the Transformer chapter
+    measures with it what the residual stream does for the gradients. The block's own output
+    is computed and then dropped, so gradients flow only through the hook's.
+    """
+    x, cache = args[0], (args[1] if len(args) > 1 else None)
+    if block.norm == "pre":
+        return block.mlp(block.ln_2(block.attn(block.ln_1(x), cache)))
+    return block.ln_2(block.mlp(block.ln_1(block.attn(x, cache))))
 
 
 class GPT(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt.model import GPT, MLP, Block, GPTConfig, eval_mode
+from minigpt.model import GPT, MLP, Block, GPTConfig, eval_mode, without_residual
 
 SMALL = dict(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -117,20 +117,20 @@ def test_pre_and_post_blocks_follow_their_formulas():
         assert torch.allclose(block(x), expected, atol=1e-6)
 
 
-def test_a_block_without_its_residual_follows_the_formula_and_the_default_is_unchanged():
+def test_the_without_residual_hook_drops_both_residual_additions_and_removes_cleanly():
     torch.manual_seed(0)
     x = torch.randn(2, 5, 32)
     for norm in ("pre", "post"):
         block = Block(GPTConfig(**{**SMALL, "norm": norm})).eval()
         with_residual = block(x)
-        block.residual = False
+        handle = block.register_forward_hook(without_residual)
         if norm == "pre":
             expected = block.mlp(block.ln_2(block.attn(block.ln_1(x))))
         else:
             expected = block.ln_2(block.mlp(block.ln_1(block.attn(x))))
         assert torch.allclose(block(x), expected, atol=1e-6)
         assert not torch.allclose(block(x), with_residual, atol=1e-2)
-        block.residual = True
+        handle.remove()
         assert torch.equal(block(x), with_residual)
 
 
