@@ -10,13 +10,11 @@ Three pieces, each small:
   every attention and MLP projection (``c_attn``, ``c_proj``, ``c_fc``);
   :func:`merge_lora` folds the update into the weights and :func:`unmerge_lora`
   takes it out again.
-- :func:`fit`: trains any of them with :func:`minigpt.train.train`, unchanged.
-  ``train`` draws random windows of ``block_size`` tokens from a 1-D stream; with
-  ``block_size=1`` and the stream ``0, 1, ..., N`` a window is one example
-  *number*, drawn uniformly with the loop's seeded generator. :class:`IndexedExamples`
-  turns those numbers into the examples' inputs and targets. So warm-up, cosine
-  decay, AdamW on the trainable parameters only, clipping, validation and
-  seeding are the pre-training loop's own.
+- :func:`fit`: trains any of them with :func:`minigpt.train.train`, unchanged,
+  on an :class:`ExampleSet`: the batch source whose batches are labelled examples
+  drawn uniformly with the loop's seeded generator. So warm-up, cosine decay,
+  AdamW on the trainable parameters only, clipping, validation and seeding are
+  the pre-training loop's own.
 
 Padding convention: a batch of texts of different lengths is a LongTensor
 (B, T) padded on the right with ``PAD = -1`` (:func:`pad_rows`). Because the
@@ -25,18 +23,18 @@ them, so the hidden state at the last real token is exactly the one the text
 would get on its own; the classifier reads it at index ``length - 1``.
 """
 
-from types import SimpleNamespace
+import hashlib
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.model import GPT
+from minigpt.model import GPT, eval_mode
 from minigpt.train import TrainConfig, train
 
-__all__ = ["PAD", "pad_rows", "last_positions", "GPTClassifier", "LinearClassifier", "freeze",
-           "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
-           "trainable_parameters", "IndexedExamples", "fit", "predict", "accuracy", "prompt_response_rows"]
+__all__ = ["PAD", "pad_rows", "last_positions", "pool", "token_logprobs", "GPTClassifier", "LinearClassifier",
+           "freeze", "check_labels", "classification_loss", "LoRALinear", "add_lora", "merge_lora", "unmerge_lora",
+           "trainable_parameters", "ExampleSet", "fit", "predict", "accuracy", "prompt_response_rows"]
 
 PAD = -1
 LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
@@ -70,6 +68,44 @@ def last_positions(idx: torch.Tensor) -> torch.Tensor:
         raise ValueError("padding (PAD=-1) must come only after the real tokens (right padding); "
                          "build rows with minigpt.finetune.pad_rows")
     return lengths - 1
+
+
+POOLINGS = ("last", "mean")
+
+
+def pool(hidden: torch.Tensor, idx: torch.Tensor, how: str = "last") -> torch.Tensor:
+    """One vector per row from the hidden states of right-padded rows: (B, T, C) -> (B, C).
+
+    ``hidden`` (B, T, C) belongs to ``idx`` (B, T), padded with PAD. ``how="last"``: the state
+    at each row's last real token, which has read the whole text (:class:`GPTClassifier`'s
+    features). ``how="mean"``: the mean of the states at the real tokens; padding is left out.
+    """
+    if how not in POOLINGS:
+        raise ValueError(f"how must be one of {POOLINGS}, got {how!r}")
+    if hidden.shape[:2] != idx.shape:
+        raise ValueError(f"hidden (B, T, C) must match idx (B, T), got {tuple(hidden.shape)} and {tuple(idx.shape)}")
+    last = last_positions(idx)  # also checks the padding
+    if how == "last":
+        return hidden[torch.arange(idx.size(0), device=idx.device), last]
+    real = (idx != PAD).float()  # (B, T): 1 for a token, 0 for padding
+    return (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)
+
+
+def token_logprobs(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+    """log p(idx[:, t + 1] | idx[:, :t + 1]) under ``model`` for right-padded rows: (B, T) -> (B, T - 1).
+
+    Entry t scores the token at t + 1 given the tokens before it; an entry whose token is
+    PAD is 0, so ``.sum(1)`` is each row's log-probability after its first token. The
+    gradient flows (wrap the call in ``torch.no_grad()`` to only score).
+    """
+    real = idx != PAD
+    if idx.dim() != 2 or idx.size(1) < 2:
+        raise ValueError(f"idx must be (B, T) rows of at least 2 tokens, got shape {tuple(idx.shape)}")
+    last_positions(idx)  # checks that the padding is on the right only
+    tokens = idx.masked_fill(~real, 0)  # any id will do: causal attention never looks right
+    logits, _ = model(tokens[:, :-1])
+    logp = F.log_softmax(logits, dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]  # (B, T - 1)
+    return logp.masked_fill(~real[:, 1:], 0.0)
 
 
 def check_labels(labels: torch.Tensor, n_classes: int) -> None:
@@ -112,8 +148,7 @@ class GPTClassifier(nn.Module):
         last = last_positions(idx)
         idx = idx[:, :int(last.max()) + 1]  # columns that hold only padding change nothing: drop them
         tokens = idx.masked_fill(idx == PAD, 0)  # any id will do: causal attention never looks right
-        hidden = self.body.hidden_states(tokens)  # (B, T, C); checks the ids
-        return hidden[torch.arange(idx.size(0), device=idx.device), last]
+        return pool(self.body.hidden_states(tokens), idx, "last")  # hidden states (B, T, C); checks the ids
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
         logits = self.head(self.features(idx))
@@ -231,27 +266,55 @@ def unmerge_lora(model: nn.Module) -> None:
             module.unmerge()
 
 
-class IndexedExamples(nn.Module):
-    """Presents a set of examples to :func:`minigpt.train.train` as a stream of example numbers.
+class ExampleSet:
+    """Fine-tuning's batch source for :func:`minigpt.train.train`: labelled examples, not a token stream.
 
-    ``forward(index (B, 1), _next (B, 1)) -> model(inputs[index], targets[index])``: the loop's
-    window of one "token" is an example number; the following number, its "target", is ignored.
-    ``inputs`` (N, ...) and ``targets`` (N, ...) are kept as buffers, so they move with the model.
+    ``train_set`` and ``val_set`` are pairs ``(inputs (N, ...), targets (N, ...))``; a model
+    given ``inputs[rows]`` and ``targets[rows]`` returns ``(output, mean loss)``.
+    :meth:`sample` draws ``batch_size`` training examples uniformly, with replacement, with the
+    loop's generator; :meth:`evaluate` is the mean loss over every validation example, in
+    order, in batches of ``batch_size``, each batch's mean loss weighted by its number of rows.
     """
 
-    def __init__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
-        super().__init__()
-        if len(inputs) != len(targets):
-            raise ValueError(f"inputs and targets must hold the same number of examples, "
-                             f"got {len(inputs)} and {len(targets)}")
-        self.model = model
-        self.register_buffer("inputs", inputs, persistent=False)
-        self.register_buffer("targets", targets, persistent=False)
-        self.config = SimpleNamespace(block_size=1)  # train() reads the model's context: one number
+    def __init__(self, train_set: tuple, val_set: tuple):
+        (train_x, train_y), (val_x, val_y) = train_set, val_set
+        for name, (x, y) in (("training", train_set), ("validation", val_set)):
+            if len(x) != len(y) or len(x) == 0:
+                raise ValueError(f"the {name} inputs and targets must hold the same number of examples, "
+                                 f"at least one, got {len(x)} and {len(y)}")
+        if train_x.shape[1:] != val_x.shape[1:] or train_y.shape[1:] != val_y.shape[1:]:
+            raise ValueError(f"training and validation examples differ in shape: inputs {tuple(train_x.shape[1:])} "
+                             f"vs {tuple(val_x.shape[1:])}, targets {tuple(train_y.shape[1:])} vs "
+                             f"{tuple(val_y.shape[1:])}; pad all texts in one pad_rows call, then slice it "
+                             "into the splits")
+        self.train_x, self.train_y, self.val_x, self.val_y = train_x, train_y, val_x, val_y
 
-    def forward(self, index: torch.Tensor, _next: torch.Tensor | None = None):
-        rows = index[:, 0]
-        return self.model(self.inputs[rows], self.targets[rows])
+    def __len__(self) -> int:
+        return len(self.train_x)
+
+    def __repr__(self) -> str:
+        return f"ExampleSet({len(self.train_x)} training examples, {len(self.val_x)} validation examples)"
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.randint(len(self.train_x), (batch_size,), generator=generator)  # (B,)
+        return self.train_x[rows], self.train_y[rows]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch_size: int) -> float:
+        device = next(model.parameters()).device
+        total = 0.0
+        with eval_mode(model):
+            for start in range(0, len(self.val_x), batch_size):
+                x, y = self.val_x[start:start + batch_size].to(device), self.val_y[start:start + batch_size].to(device)
+                total += model(x, y)[1].item() * len(x)
+        return total / len(self.val_x)
+
+    def fingerprint(self) -> dict:
+        """Sizes and SHA-256 of the four tensors: resuming on other examples would not continue the run."""
+        digest = hashlib.sha256()
+        for tensor in (self.train_x, self.train_y, self.val_x, self.val_y):
+            digest.update(tensor.cpu().contiguous().numpy().tobytes())
+        return {"train_examples": len(self.train_x), "val_examples": len(self.val_x), "sha256": digest.hexdigest()}
 
 
 def _n_classes(model: nn.Module) -> int | None:
@@ -265,37 +328,23 @@ def fit(model: nn.Module, train_set: tuple, val_set: tuple, config: TrainConfig)
 
     ``model(inputs[i], targets[i])`` must return ``(output, loss)``, as GPT, GPTClassifier
     and LinearClassifier do. Each step draws ``config.batch_size`` examples uniformly
-    (with replacement); ``val_loss`` in the history is the mean loss over all of ``val_set``.
+    (with replacement); ``val_loss`` in the history is the mean loss over all of ``val_set``
+    (see :class:`ExampleSet`). ``config.block_size`` is not used: an example is as long as it is.
     """
-    (train_x, train_y), (val_x, val_y) = train_set, val_set
     n_classes = _n_classes(model)
     if n_classes is not None:  # fail before training, not at the first batch that holds the bad label
-        check_labels(train_y, n_classes)
-        check_labels(val_y, n_classes)
-    n_train, n_val = len(train_x), len(val_x)
-    if train_x.shape[1:] != val_x.shape[1:] or train_y.shape[1:] != val_y.shape[1:]:
-        raise ValueError(f"training and validation examples differ in shape: inputs {tuple(train_x.shape[1:])} vs "
-                         f"{tuple(val_x.shape[1:])}, targets {tuple(train_y.shape[1:])} vs {tuple(val_y.shape[1:])}; "
-                         "pad all texts in one pad_rows call, then slice it into the splits")
-    if config.batch_size > n_train:
-        raise ValueError(f"batch_size={config.batch_size} exceeds the {n_train} training examples; "
-                         "use a smaller batch_size")
-    indexed = IndexedExamples(model, torch.cat([train_x, val_x]), torch.cat([train_y, val_y]))
-    numbers = (torch.arange(n_train + 1), torch.arange(n_train, n_train + n_val + 1))
-    settings = config.to_dict() | {"block_size": 1}
-    return train(indexed, numbers, TrainConfig(**settings))
+        check_labels(train_set[1], n_classes)
+        check_labels(val_set[1], n_classes)
+    return train(model, ExampleSet(train_set, val_set), config)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Predicted class of every example: (N, ...) -> (N,), in eval mode, in batches."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    out = torch.cat([model(inputs[i:i + batch_size].to(device))[0].argmax(-1).cpu()
-                     for i in range(0, len(inputs), batch_size)])
-    model.train(was_training)
-    return out
+    with eval_mode(model):
+        return torch.cat([model(inputs[i:i + batch_size].to(device))[0].argmax(-1).cpu()
+                          for i in range(0, len(inputs), batch_size)])
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:

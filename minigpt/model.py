@@ -16,6 +16,7 @@ Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
 """
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from minigpt.attention import KVCache, MultiHeadAttention
 from minigpt.sampling import check_settings, sample_next
 
-__all__ = ["GPTConfig", "MLP", "Block", "GPT"]
+__all__ = ["GPTConfig", "MLP", "Block", "GPT", "eval_mode", "without_residual"]
 
 NORMS = ("pre", "post")
 GELUS = ("tanh", "exact")
@@ -93,6 +94,21 @@ class GPTConfig:
         return cls(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the ``with`` body with ``model`` in eval mode (no dropout), then restore its previous mode.
+
+    The mode comes back even when the body raises, so an error in evaluation cannot leave a
+    model that was training with its dropout switched off.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
@@ -143,6 +159,21 @@ class Block(nn.Module):
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention weights (B, n_head, T, T) this block computes for input x."""
         return self.attn.attention_weights(self.ln_1(x) if self.norm == "pre" else x)
+
+
+def without_residual(block: Block, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    """A forward hook that makes ``block`` compute its sub-layers with both residual additions removed.
+
+    ``block.register_forward_hook(without_residual)`` replaces the block's output by
+    mlp(ln_2(attn(ln_1(x)))) (pre-LN) or ln_2(mlp(ln_1(attn(x)))) (post-LN), computed from the
+    same input x (B, T, C) and weights. An ablation, not a model: the Transformer chapter
+    measures with it what the residual stream does for the gradients. The block's own output
+    is computed and then dropped, so gradients flow only through the hook's.
+    """
+    x, cache = args[0], (args[1] if len(args) > 1 else None)
+    if block.norm == "pre":
+        return block.mlp(block.ln_2(block.attn(block.ln_1(x), cache)))
+    return block.ln_2(block.mlp(block.ln_1(block.attn(x, cache))))
 
 
 class GPT(nn.Module):
@@ -257,7 +288,8 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
-                 generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+                 generator: torch.Generator | None = None, use_cache: bool = True,
+                 stop_token: int | None = None) -> torch.Tensor:
         """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T + max_new_tokens).
 
         ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in :mod:`minigpt.sampling`;
@@ -274,16 +306,23 @@ class GPT(nn.Module):
         cache is rebuilt from the cropped window, one full forward pass per new token from
         then on. Cached and uncached generation therefore see the same context and give the
         same tokens.
+
+        ``stop_token``: a row that has generated this id is finished: its later positions repeat
+        the stop token, and generation ends as soon as every row is finished, so the result
+        may be shorter than T + max_new_tokens. Cut each row at its first stop token.
         """
         self._check_idx(idx, "prompt")
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if stop_token is not None and not (isinstance(stop_token, int) and not isinstance(stop_token, bool)
+                                           and 0 <= stop_token < self.config.vocab_size):
+            raise ValueError(f"stop_token must be a token id in 0..{self.config.vocab_size - 1} or None, "
+                             f"got {stop_token!r}; e.g. tokenizer.encode(\"\\n\")[0]")
         check_settings(temperature, top_k, top_p, self.config.vocab_size)
-        was_training = self.training
-        self.eval()
+        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)  # (B, 1)
         block_size = self.config.block_size
         caches = None
-        try:
+        with eval_mode(self):
             for _ in range(max_new_tokens):
                 if not use_cache:
                     hidden = self._hidden(idx[:, -block_size:])
@@ -294,9 +333,12 @@ class GPT(nn.Module):
                     hidden = self._hidden(idx[:, -1:], caches)
                 logits = self.lm_head(hidden[:, -1, :])
                 next_id = sample_next(logits, temperature, top_k, top_p, generator)
+                if stop_token is not None:
+                    next_id = next_id.masked_fill(finished, stop_token)
+                    finished |= next_id == stop_token
                 idx = torch.cat([idx, next_id], dim=1)
-        finally:
-            self.train(was_training)
+                if stop_token is not None and finished.all():
+                    break
         return idx
 
     @torch.no_grad()
@@ -305,15 +347,11 @@ class GPT(nn.Module):
         tensors (B, n_head, T, T), row i = how position i spreads its attention.
         Computed in eval mode (no dropout); the previous mode is restored."""
         self._check_idx(idx)
-        was_training = self.training
-        self.eval()
         pos = torch.arange(idx.size(1), device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)
         maps = []
-        try:
+        with eval_mode(self):
             for block in self.transformer.h:
                 maps.append(block.attention_weights(x))
                 x = block(x)
-        finally:
-            self.train(was_training)
         return maps

@@ -4,13 +4,20 @@ One function does the work::
 
     history = train(model, (train_ids, val_ids), TrainConfig(max_iters=2000))
 
-``train_ids`` and ``val_ids`` are 1-D LongTensors of token ids. Each optimizer
-step draws ``grad_accum_steps`` batches of ``batch_size`` random windows of
-``block_size`` tokens (offsets from a seeded ``torch.Generator``, so a run
-repeats exactly), averages their gradients, clips the gradient norm and takes
-one AdamW step at the learning rate of :func:`lr_at`. Every ``eval_interval``
-steps :func:`evaluate` measures the loss on the *whole* validation split in
-fixed windows, so the curve is deterministic rather than a random estimate.
+The loop takes its data from a *batch source* (:class:`BatchSource`), the way
+minGPT's trainer takes a Dataset: the source draws a training batch with the
+loop's seeded ``torch.Generator`` and evaluates a model on its validation data.
+Pre-training's source is :class:`TokenStream`, which a pair of 1-D LongTensors
+``(train_ids, val_ids)`` becomes: each batch is ``batch_size`` random windows
+of ``block_size`` tokens, and :func:`evaluate` measures the loss on the *whole*
+validation split in fixed windows, so the curve is deterministic rather than a
+random estimate. Fine-tuning's source (:class:`minigpt.finetune.ExampleSet`)
+draws labelled examples instead.
+
+Each optimizer step draws ``grad_accum_steps`` batches (the generator is seeded,
+so a run repeats exactly), averages their gradients, clips the gradient norm and
+takes one AdamW step at the learning rate of :func:`lr_at`; every
+``eval_interval`` steps the source evaluates the model.
 
 The same function runs data-parallel under ``torchrun`` (PyTorch DDP, gloo on
 CPU, nccl on CUDA): each of the ``world_size`` processes takes its own slice of
@@ -24,15 +31,17 @@ nanoGPT's CPU Shakespeare-character setting.
 import hashlib
 import math
 import os
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from minigpt.data import get_batch
+from minigpt.model import eval_mode
 
 Callback = Callable[[int, nn.Module, dict], "bool | None"]
 
@@ -54,7 +63,7 @@ class TrainConfig:
     batch_size: int = 12
     block_size: int | None = None  # None: the model's own block_size
     grad_accum_steps: int = 1
-    learning_rate: float = 4e-3  # tuned: nanoGPT's 1e-3 ends at 1.89 at its Shakespeare size, 4e-3 at 1.76
+    learning_rate: float = 4e-3  # tuned against nanoGPT's 1e-3: benchmarks/sweep_nanogpt.py, results/sweep_nanogpt.json
     min_lr: float = 4e-4
     warmup_iters: int = 100
     lr_decay_iters: int | None = None  # None: max_iters
@@ -141,8 +150,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
     On CPU and CUDA the update is PyTorch's fused kernel (``fused=True``): the same
     arithmetic as the default implementation, which loops in Python over the tensors
-    with about ten small operations each; on a small model that loop was about an
-    eighth of a training step (the Performance appendix profiles it).
+    with about ten small operations each; on a small model that loop was a sizeable share
+    of a training step (``benchmarks/bench_train_profile.py`` measures the share, and the
+    Performance appendix shows it).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
@@ -167,23 +177,89 @@ def evaluate(model: nn.Module, ids: torch.Tensor, block_size: int, batch_size: i
     if block_size < 1 or batch_size < 1:
         raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     n_full = (ids.numel() - 1) // block_size
     inputs = ids[: n_full * block_size].view(n_full, block_size)
     targets = ids[1: n_full * block_size + 1].view(n_full, block_size)
     total, count = 0.0, 0
-    for start in range(0, n_full, batch_size):
-        x, y = inputs[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
-        total += model(x, y)[1].item() * y.numel()
-        count += y.numel()
-    tail = ids.numel() - 1 - n_full * block_size
-    if tail:
-        x, y = ids[-tail - 1:-1][None].to(device), ids[-tail:][None].to(device)
-        total += model(x, y)[1].item() * tail
-        count += tail
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, n_full, batch_size):
+            x, y = inputs[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
+            total += model(x, y)[1].item() * y.numel()
+            count += y.numel()
+        tail = ids.numel() - 1 - n_full * block_size
+        if tail:
+            x, y = ids[-tail - 1:-1][None].to(device), ids[-tail:][None].to(device)
+            total += model(x, y)[1].item() * tail
+            count += tail
     return total / count
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What :func:`train` draws its data from.
+
+    ``len(source)``: the number of distinct training items a batch is drawn from (a batch
+    larger than that is refused). ``sample(batch_size, generator)``: a training batch
+    ``(inputs, targets)`` on the CPU, drawn with ``generator`` only, so a seeded generator
+    repeats it; ``model(inputs, targets)`` must return ``(output, mean loss)``.
+    ``evaluate(model, batch_size)``: the mean validation loss, a float that depends on
+    no random draw. ``fingerprint()``: a JSON-ready dict naming the data, which a
+    checkpoint stores so that a run resumes only on the data it started on.
+    """
+
+    def __len__(self) -> int: ...
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def evaluate(self, model: nn.Module, batch_size: int) -> float: ...
+
+    def fingerprint(self) -> dict: ...
+
+
+class TokenStream:
+    """Pre-training's batch source: random windows of a token stream, evaluated on a whole split.
+
+    ``train_ids`` and ``val_ids`` are 1-D LongTensors of token ids. :meth:`sample` draws
+    ``batch_size`` windows of ``block_size`` tokens from ``train_ids`` with
+    :func:`minigpt.data.get_batch`: inputs and targets (batch_size, block_size), the targets
+    shifted by one. :meth:`evaluate` is :func:`evaluate` on all of ``val_ids``. A validation
+    split shorter than one block is allowed but warned about: its loss then comes from
+    shorter contexts than training sees, so it reads higher than a full split's would.
+    """
+
+    def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, block_size: int):
+        for name, ids in (("train", train_ids), ("validation", val_ids)):
+            if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
+                raise ValueError(f"{name} data must be a 1-D LongTensor of token ids, got "
+                                 f"{getattr(ids, 'dtype', type(ids).__name__)} of shape "
+                                 f"{tuple(getattr(ids, 'shape', ()))}")
+        if train_ids.numel() <= block_size:
+            raise ValueError(f"block_size={block_size} needs at least {block_size + 1} training tokens, "
+                             f"got {train_ids.numel()}; use a smaller block_size or more data")
+        if val_ids.numel() < 2:
+            raise ValueError(f"validation data needs at least 2 tokens, got {val_ids.numel()}; "
+                             f"use a larger val_fraction in train_val_split")
+        if val_ids.numel() <= block_size:
+            warnings.warn(f"the validation split has {val_ids.numel()} tokens, fewer than one block of "
+                          f"block_size + 1 = {block_size + 1}: its loss comes from shorter contexts than "
+                          f"training uses; use a larger val_fraction or a smaller block_size", stacklevel=2)
+        self.train_ids, self.val_ids, self.block_size = train_ids, val_ids, block_size
+
+    def __len__(self) -> int:
+        return self.train_ids.numel() - self.block_size
+
+    def __repr__(self) -> str:
+        return (f"TokenStream({self.train_ids.numel()} training tokens, {self.val_ids.numel()} validation tokens, "
+                f"windows of {self.block_size})")
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return get_batch(self.train_ids, self.block_size, batch_size, generator)
+
+    def evaluate(self, model: nn.Module, batch_size: int) -> float:
+        return evaluate(model, self.val_ids, self.block_size, batch_size)
+
+    def fingerprint(self) -> dict:
+        return data_fingerprint(self.train_ids, self.val_ids)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -224,28 +300,26 @@ class _Process:
         return cls(dist.get_rank(), dist.get_world_size(), device, owns)
 
 
-def _check_data(data, block_size: int, config: TrainConfig, world_size: int):
+def _batch_source(model: nn.Module, data, config: TrainConfig) -> BatchSource:
+    """``data`` as a :class:`BatchSource`: a source is used as it is, a pair ``(train_ids, val_ids)``
+    becomes a :class:`TokenStream` with windows of ``config.block_size`` (None: the model's context)."""
+    if isinstance(data, BatchSource):
+        return data
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise ValueError("data must be a pair (train_ids, val_ids) of 1-D LongTensors; "
-                         "make one with minigpt.data.train_val_split(ids)")
-    for name, ids in zip(("train", "validation"), data):
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype != torch.long:
-            raise ValueError(f"{name} data must be a 1-D LongTensor of token ids, got "
-                             f"{getattr(ids, 'dtype', type(ids).__name__)} of shape {tuple(getattr(ids, 'shape', ()))}")
-    train_ids, val_ids = data
-    windows = train_ids.numel() - block_size
-    if windows < 1:
-        raise ValueError(f"block_size={block_size} needs at least {block_size + 1} training tokens, "
-                         f"got {train_ids.numel()}; use a smaller block_size or more data")
-    global_batch = config.batch_size * world_size
-    if global_batch > windows:
+        raise ValueError(f"data must be a pair (train_ids, val_ids) of 1-D LongTensors or a BatchSource, got "
+                         f"{type(data).__name__}; make a pair with minigpt.data.train_val_split(ids)")
+    block_size = config.block_size or model.config.block_size
+    if block_size > model.config.block_size:
+        raise ValueError(f"TrainConfig.block_size={block_size} exceeds the model's context of "
+                         f"{model.config.block_size} tokens; use block_size <= {model.config.block_size}")
+    return TokenStream(*data, block_size)
+
+
+def _check_batch_size(source: BatchSource, config: TrainConfig, world_size: int) -> None:
+    if config.batch_size * world_size > len(source):
         raise ValueError(f"batch_size={config.batch_size} (x {world_size} processes) is larger than the "
-                         f"{windows} distinct windows of {block_size} tokens in the training data; "
-                         f"use a smaller batch_size or block_size, or more data")
-    if val_ids.numel() < 2:
-        raise ValueError(f"validation data needs at least 2 tokens, got {val_ids.numel()}; "
-                         f"use a larger val_fraction in train_val_split")
-    return train_ids, val_ids
+                         f"{len(source)} distinct training items of {source!r}; "
+                         f"use a smaller batch_size, or more data")
 
 
 def _new_history() -> dict:
@@ -285,7 +359,10 @@ def _restore(state: dict, optimizer, generator: torch.Generator, data: dict) -> 
 
 def train(model: nn.Module, data, config: TrainConfig | None = None, callback: Callback | None = None,
           tokenizer=None, resume: dict | None = None) -> dict:
-    """Train ``model`` in place on ``data = (train_ids, val_ids)`` and return the history.
+    """Train ``model`` in place on ``data`` and return the history.
+
+    ``data`` is a :class:`BatchSource`, or a pair ``(train_ids, val_ids)`` of 1-D token-id
+    LongTensors, which trains on a :class:`TokenStream` of ``config.block_size`` windows.
 
     ``callback(step, model, history)`` runs after every optimizer step (on every
     process; under DDP it must return the same on every process); returning
@@ -297,26 +374,23 @@ def train(model: nn.Module, data, config: TrainConfig | None = None, callback: C
     ``checkpoint_interval`` steps and at the end (by process 0 only).
     """
     config = config or TrainConfig()
-    block_size = config.block_size or model.config.block_size
-    if block_size > model.config.block_size:
-        raise ValueError(f"TrainConfig.block_size={block_size} exceeds the model's context of "
-                         f"{model.config.block_size} tokens; use block_size <= {model.config.block_size}")
+    source = _batch_source(model, data, config)
     proc = _Process.setup(config)
     try:
-        train_ids, val_ids = _check_data(data, block_size, config, proc.world_size)
-        return _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenizer, resume)
+        _check_batch_size(source, config, proc.world_size)
+        return _run(model, source, config, proc, callback, tokenizer, resume)
     finally:
         if proc.owns_group:
             dist.destroy_process_group()
 
 
-def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenizer, resume) -> dict:
+def _run(model, source: BatchSource, config, proc, callback, tokenizer, resume) -> dict:
     model.to(proc.device)
     model.train()
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed + proc.rank)  # dropout masks: repeatable, different per process
-    data = data_fingerprint(train_ids, val_ids)
+    data = source.fingerprint()
     step, history = (0, _new_history()) if resume is None else _restore(resume, optimizer, generator, data)
 
     ddp = None
@@ -333,7 +407,7 @@ def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenize
 
     def validate(at_step: int):
         with autocast:
-            loss = evaluate(model, val_ids, block_size, config.eval_batch_size)
+            loss = source.evaluate(model, config.eval_batch_size)
         history["val_step"].append(at_step)
         history["val_loss"].append(loss)
 
@@ -352,7 +426,7 @@ def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenize
             group["lr"] = lr_at(step, config)
         loss_sum = torch.zeros((), device=proc.device)
         for micro in range(accum):
-            x, y = get_batch(train_ids, block_size, config.batch_size * proc.world_size, generator)
+            x, y = source.sample(config.batch_size * proc.world_size, generator)
             rows = slice(proc.rank * config.batch_size, (proc.rank + 1) * config.batch_size)
             x, y = x[rows].to(proc.device), y[rows].to(proc.device)
             # DDP averages gradients on the last micro-step only
@@ -382,14 +456,23 @@ def _run(model, train_ids, val_ids, block_size, config, proc, callback, tokenize
         if bar is not None:
             bar.update(1)
             if done % 10 == 0 or last:
-                bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}",
-                                val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-")
+                bar.set_postfix(_progress_numbers(history))
         if callback is not None and callback(done, model, history):
             save(done)
             break
     if bar is not None:
         bar.close()
     return history
+
+
+def _progress_numbers(history: dict) -> dict:
+    """What the progress bar shows: the last training loss, and the last validation loss with
+    the step it was measured at, which lags the bar between evaluations (and for the whole run
+    when ``max_iters < eval_interval``, until the evaluation at the end)."""
+    shown = {"loss": f"{history['train_loss'][-1]:.3f}"}
+    if history["val_loss"]:
+        shown["val"] = f"{history['val_loss'][-1]:.3f} (step {history['val_step'][-1]})"
+    return shown
 
 
 def _progress(start: int, config: TrainConfig, enabled: bool):

@@ -6,12 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt.finetune import (PAD, GPTClassifier, LinearClassifier, LoRALinear, accuracy, add_lora,
-                              classification_loss, fit, freeze, last_positions, merge_lora, pad_rows,
-                              prompt_response_rows, trainable_parameters, unmerge_lora)
+from minigpt import checkpoint
+from minigpt.finetune import (PAD, ExampleSet, GPTClassifier, LinearClassifier, LoRALinear, accuracy, add_lora,
+                              classification_loss, fit, freeze, last_positions, merge_lora, pad_rows, pool,
+                              predict, prompt_response_rows, token_logprobs, trainable_parameters, unmerge_lora)
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import TrainConfig
+from minigpt.train import BatchSource, TrainConfig, train
 
 
 def tiny_gpt(seed=0, **kw):
@@ -214,9 +215,58 @@ def test_fit_val_loss_is_the_mean_over_all_validation_examples():
 
 
 def test_fit_batch_larger_than_the_data_fails():
-    with pytest.raises(ValueError, match="batch_size=8 exceeds the 4 training examples"):
+    with pytest.raises(ValueError, match=r"batch_size=8 \(x 1 processes\) is larger than the 4 distinct training "
+                                         r"items of ExampleSet\(4 training examples, 2 validation examples\)"):
         fit(LinearClassifier(2, 2), (torch.randn(4, 2), torch.zeros(4, dtype=torch.long)),
             (torch.randn(2, 2), torch.zeros(2, dtype=torch.long)), quiet(batch_size=8))
+
+
+def test_example_set_draws_examples_with_the_generator_and_averages_over_every_validation_example():
+    x, y = torch.randn(10, 4), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1, 1])
+    examples = ExampleSet((x[:7], y[:7]), (x[7:], y[7:]))
+    assert isinstance(examples, BatchSource) and len(examples) == 7
+    rows = torch.randint(7, (5,), generator=torch.Generator().manual_seed(4))   # uniform, with replacement
+    batch_x, batch_y = examples.sample(5, torch.Generator().manual_seed(4))
+    assert torch.equal(batch_x, x[rows]) and torch.equal(batch_y, y[rows])
+    torch.manual_seed(0)
+    probe = LinearClassifier(4, 2)
+    everything = ExampleSet((x, y), (x, y))
+    with torch.no_grad():
+        expected = F.cross_entropy(probe(x)[0], y).item()
+    assert everything.evaluate(probe, batch_size=3) == pytest.approx(expected, abs=1e-6)   # batches 3, 3, 3, 1
+    with pytest.raises(ValueError, match="the validation inputs and targets must hold the same number"):
+        ExampleSet((x, y), (x[:3], y[:2]))
+
+
+def test_predict_restores_training_mode_when_the_model_raises():
+    clf = tiny_classifier().train()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        predict(clf, torch.tensor([[1, 2, 99]]))
+    assert clf.training
+
+
+def test_training_on_examples_resumes_exactly(tmp_path):
+    """Stop at step 3 of 6, save, load, resume: the same losses and weights as the uninterrupted run.
+
+    Dropout is on, so the random state must come back as well as the generator that draws the examples.
+    """
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(20, (40, 16), generator=g)
+    y = torch.randint(20, (40, 16), generator=g)
+    y[:, :5] = -1   # a prompt whose targets do not count
+    examples = lambda: ExampleSet((x[:30], y[:30]), (x[30:], y[30:]))  # noqa: E731
+    config = TrainConfig(max_iters=6, batch_size=4, eval_interval=2, progress=False, device="cpu")
+    whole = tiny_gpt(dropout=0.2)
+    full = train(whole, examples(), config)
+    train(tiny_gpt(dropout=0.2), examples(), TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path / "ck")}),
+          callback=lambda step, model, history: step == 3)
+    model, _, state = checkpoint.load(tmp_path / "ck")
+    resumed = train(model, examples(), config, resume=state)
+    assert resumed == full
+    for (name, a), b in zip(whole.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="resume needs the data the checkpoint was trained on"):
+        train(tiny_gpt(dropout=0.2), ExampleSet((x[:30].flip(0), y[:30]), (x[30:], y[30:])), config, resume=state)
 
 
 # --- instruction rows ---
@@ -248,3 +298,33 @@ def test_exercise_checker_accepts_the_answer_and_rejects_a_wrong_one():
     from minigpt.exercises import check_last_positions
     assert check_last_positions(lambda rows: (rows != PAD).sum(1) - 1, verbose=False)
     assert not check_last_positions(lambda rows: (rows > 0).sum(1) - 1, verbose=False)  # 0 is a real token
+
+
+# --- pooling and scoring padded rows ---
+
+def test_pool_reads_the_last_real_token_or_the_mean_over_real_tokens():
+    rows = pad_rows([[1, 2, 3], [4], [5, 6]])
+    hidden = torch.randn(3, 3, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pool(hidden, rows, "last"), torch.stack([hidden[0, 2], hidden[1, 0], hidden[2, 1]]))
+    expected = torch.stack([hidden[0, :3].mean(0), hidden[1, :1].mean(0), hidden[2, :2].mean(0)])
+    torch.testing.assert_close(pool(hidden, rows, "mean"), expected)
+    with pytest.raises(ValueError, match="how must be one of"):
+        pool(hidden, rows, "max")
+    with pytest.raises(ValueError, match=r"must match idx \(B, T\)"):
+        pool(hidden[:, :2], rows)
+
+
+def test_token_logprobs_of_padded_rows_equal_each_text_scored_alone():
+    gpt = tiny_gpt()
+    texts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
+    scores = token_logprobs(gpt, pad_rows(texts))
+    assert scores.shape == (3, 4)
+    for row, text in zip(scores, texts):   # reference: the model's own cross-entropy, one text at a time
+        ids = torch.tensor([text])
+        _, loss = gpt(ids[:, :-1], ids[:, 1:])
+        assert row[:len(text) - 1].sum().item() == pytest.approx(-loss.item() * (len(text) - 1), abs=1e-5)
+        assert (row[len(text) - 1:] == 0).all()   # padding scores nothing
+    scores.sum().backward()   # it is differentiable: usable as a training objective
+    assert gpt.transformer.wte.weight.grad is not None
+    with pytest.raises(ValueError, match="right padding"):
+        token_logprobs(gpt, torch.tensor([[PAD, 1, 2]]))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt.model import GPT, MLP, Block, GPTConfig
+from minigpt.model import GPT, MLP, Block, GPTConfig, eval_mode, without_residual
 
 SMALL = dict(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -115,6 +115,23 @@ def test_pre_and_post_blocks_follow_their_formulas():
             y1 = block.ln_1(x + attn(x))
             expected = block.ln_2(y1 + block.mlp(y1))
         assert torch.allclose(block(x), expected, atol=1e-6)
+
+
+def test_the_without_residual_hook_drops_both_residual_additions_and_removes_cleanly():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 32)
+    for norm in ("pre", "post"):
+        block = Block(GPTConfig(**{**SMALL, "norm": norm})).eval()
+        with_residual = block(x)
+        handle = block.register_forward_hook(without_residual)
+        if norm == "pre":
+            expected = block.mlp(block.ln_2(block.attn(block.ln_1(x))))
+        else:
+            expected = block.ln_2(block.mlp(block.ln_1(block.attn(x))))
+        assert torch.allclose(block(x), expected, atol=1e-6)
+        assert not torch.allclose(block(x), with_residual, atol=1e-2)
+        handle.remove()
+        assert torch.equal(block(x), with_residual)
 
 
 def test_mlp_is_gpt2_feed_forward_with_tanh_gelu():
@@ -326,3 +343,48 @@ def test_forward_compiles_without_graph_breaks():
     compiled = torch.compile(model, backend="eager", fullgraph=True)  # fullgraph: a graph break is an error
     torch.testing.assert_close(compiled(idx, targets)[1], model(idx, targets)[1])
     torch._dynamo.reset()
+
+
+def test_eval_mode_switches_dropout_off_and_restores_the_mode_even_after_an_error():
+    model = small_gpt(dropout=0.5).train()
+    x = random_ids(2, 6)
+    with eval_mode(model):
+        assert not model.training and torch.equal(model(x)[0], model(x)[0])   # no dropout: repeatable
+    assert model.training
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_mode(model):
+            raise RuntimeError("inside")
+    assert model.training
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training   # a model that was in eval mode stays there
+
+
+def test_generate_stops_once_every_row_has_produced_the_stop_token():
+    model = small_gpt()
+    prompt = random_ids(3, 4, seed=5)
+    full = model.generate(prompt, 12, temperature=0.0)   # greedy: the reference without a stop token
+    stop = int(full[0, 6])   # the token row 0 produces third
+    stopped = model.generate(prompt, 12, temperature=0.0, stop_token=stop)
+    new, reference = stopped[:, 4:], full[:, 4:]
+    for row, ref in zip(new.tolist(), reference.tolist()):
+        if stop in row:   # up to its first stop token a row is the unstopped text, then only stop tokens
+            cut = row.index(stop) + 1
+            assert row[:cut] == ref[:cut] and set(row[cut:]) <= {stop}
+        else:
+            assert row == ref[:len(row)]
+    ends = [ref.index(stop) + 1 if stop in ref else 12 for ref in reference.tolist()]
+    assert new.size(1) == max(ends)   # it ran until the last row finished, no further
+    alone = model.generate(prompt[:1], 12, temperature=0.0, stop_token=stop)
+    assert alone.tolist() == [full[0, :4 + ends[0]].tolist()]   # one row: it ends at its first stop token
+
+
+def test_generate_with_a_stop_token_is_the_same_cached_and_uncached_and_checks_it():
+    model = small_gpt()
+    prompt = random_ids(4, 5, seed=6)
+    runs = [model.generate(prompt, 30, temperature=1.0, generator=torch.Generator().manual_seed(1),
+                           stop_token=3, use_cache=cache) for cache in (True, False)]
+    assert torch.equal(runs[0], runs[1])
+    with pytest.raises(ValueError, match=r"stop_token must be a token id in 0..36 or None, got 37"):
+        model.generate(prompt, 3, stop_token=37)

@@ -4,14 +4,16 @@ Every model here is tiny, so the file runs in seconds on two cores.
 """
 
 import math
+import warnings
 
 import pytest
 import torch
 
+from minigpt import train as train_module
 from minigpt.data import load_text, train_val_split
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import TrainConfig, evaluate, lr_at, make_optimizer, train
+from minigpt.train import BatchSource, TokenStream, TrainConfig, evaluate, lr_at, make_optimizer, train
 
 QUIET = dict(progress=False, device="cpu")
 
@@ -60,13 +62,15 @@ def test_bad_data_fails_before_training_starts():
     train_ids, val_ids = toy_data()
     with pytest.raises(ValueError, match="block_size=8 needs at least 9 training tokens, got 5"):
         train(model, (train_ids[:5], val_ids), TrainConfig(max_iters=1, **QUIET))
-    with pytest.raises(ValueError, match="batch_size=30 .* larger than the 12 distinct windows"):
+    with pytest.raises(ValueError, match=r"batch_size=30 .* larger than the 12 distinct training items of "
+                                         r"TokenStream\(20 training tokens, 100 validation tokens, windows of 8\)"):
         train(model, (train_ids[:20], val_ids), TrainConfig(max_iters=1, batch_size=30, **QUIET))
     with pytest.raises(ValueError, match="block_size=16 exceeds the model's context of 8"):
         train(model, (train_ids, val_ids), TrainConfig(max_iters=1, block_size=16, **QUIET))
     with pytest.raises(ValueError, match="train data must be a 1-D LongTensor"):
         train(model, (train_ids.float(), val_ids), TrainConfig(max_iters=1, **QUIET))
-    with pytest.raises(ValueError, match=r"data must be a pair \(train_ids, val_ids\)"):
+    with pytest.raises(ValueError, match=r"data must be a pair \(train_ids, val_ids\) .* or a BatchSource, "
+                                         r"got Tensor"):
         train(model, train_ids, TrainConfig(max_iters=1, **QUIET))
 
 
@@ -123,6 +127,33 @@ def test_the_fused_update_is_adamws():
     assert (model.transformer.wte.weight - tiny_model().transformer.wte.weight).abs().max() > 1e-3  # it moved
 
 
+def test_the_optimizer_receives_gradients_clipped_to_grad_clip(monkeypatch):
+    """The norm of all gradients together, as each AdamW step sees it, with and without clipping."""
+    norms = []
+    real_make_optimizer = train_module.make_optimizer
+
+    def recording(model, config):
+        optimizer = real_make_optimizer(model, config)
+        step = optimizer.step
+
+        def step_and_record(*args, **kwargs):
+            grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+            norms.append(torch.cat(grads).norm().item())
+            return step(*args, **kwargs)
+
+        optimizer.step = step_and_record
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording)
+    common = dict(max_iters=3, batch_size=4, eval_interval=0, **QUIET)
+    train(tiny_model(), toy_data(), TrainConfig(grad_clip=0.0, **common))
+    raw = norms[:]
+    norms.clear()
+    train(tiny_model(), toy_data(), TrainConfig(grad_clip=0.01, **common))
+    assert len(raw) == len(norms) == 3 and min(raw) > 0.1    # unclipped: the loss's own gradient
+    assert norms == pytest.approx([0.01] * 3, rel=1e-4)      # clipped: scaled down to grad_clip
+
+
 # --- evaluation ------------------------------------------------------------------
 
 def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
@@ -146,6 +177,97 @@ def test_evaluate_is_deterministic_and_restores_training_mode():
     assert model.training
     with pytest.raises(ValueError, match="at least 2 token ids"):
         evaluate(model, ids[:1], 8)
+
+
+def test_evaluate_restores_training_mode_when_the_model_raises():
+    model = tiny_model(vocab_size=16).train()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        evaluate(model, torch.tensor([1, 2, 99, 3]), 8)   # id 99: the model refuses it mid-evaluation
+    assert model.training
+
+
+# --- batch sources ---------------------------------------------------------------------
+
+def test_token_stream_draws_windows_of_the_training_ids_and_evaluates_all_validation_ids():
+    train_ids, val_ids = toy_data()
+    stream = TokenStream(train_ids, val_ids, block_size=8)
+    assert isinstance(stream, BatchSource) and len(stream) == train_ids.numel() - 8
+    x, y = stream.sample(5, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8)
+    for row_x, row_y in zip(x, y):   # each row is some window of train_ids, the targets one token later
+        starts = [s for s in range(len(stream)) if torch.equal(train_ids[s:s + 8], row_x)]
+        assert any(torch.equal(train_ids[s + 1:s + 9], row_y) for s in starts)
+    model = tiny_model()
+    assert stream.evaluate(model, 64) == evaluate(model, val_ids, 8, 64)
+
+
+def test_a_pair_of_token_ids_trains_exactly_as_its_token_stream():
+    config = TrainConfig(max_iters=4, batch_size=4, eval_interval=2, seed=3, **QUIET)
+    a, b = tiny_model(dropout=0.1), tiny_model(dropout=0.1)
+    assert train(a, toy_data(), config) == train(b, TokenStream(*toy_data(), block_size=8), config)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+class Copying:
+    """A batch source written from the protocol alone: learn to copy a fixed pattern of 8 ids."""
+
+    pattern = torch.arange(8) % 5
+
+    def __len__(self):
+        return 1
+
+    def sample(self, batch_size, generator):
+        rows = self.pattern.repeat(batch_size, 1)
+        return rows, rows
+
+    def evaluate(self, model, batch_size):
+        with torch.no_grad():
+            return model(self.pattern[None], self.pattern[None])[1].item()
+
+    def fingerprint(self):
+        return {"pattern": self.pattern.tolist()}
+
+
+def test_train_takes_any_batch_source():
+    history = train(tiny_model(), Copying(), TrainConfig(max_iters=30, batch_size=1, learning_rate=1e-2,
+                                                          warmup_iters=0, eval_interval=0, **QUIET))
+    assert history["val_step"] == [30]
+    assert history["val_loss"][-1] < 0.5 * history["train_loss"][0]   # it learned to copy
+
+
+def test_a_validation_split_shorter_than_one_block_warns():
+    train_ids, val_ids = toy_data()
+    config = TrainConfig(max_iters=1, batch_size=4, **QUIET)
+    with pytest.warns(UserWarning, match=r"validation split has 6 tokens, fewer than one block of "
+                                         r"block_size \+ 1 = 9"):
+        train(tiny_model(), (train_ids, val_ids[:6]), config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(tiny_model(), (train_ids, val_ids[:9]), config)   # one full block: no warning
+
+
+def test_the_progress_bar_shows_when_its_validation_loss_was_measured(monkeypatch):
+    """With max_iters < eval_interval the only validations are at steps 0 and the end; the bar says so."""
+    shown = []
+
+    class Bar:
+        def update(self, n):
+            pass
+
+        def set_postfix(self, numbers):
+            shown.append(numbers)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(train_module, "_progress", lambda start, config, enabled: Bar())
+    history = train(tiny_model(), toy_data(), TrainConfig(max_iters=20, batch_size=4, eval_interval=250,
+                                                          progress=True, device="cpu"))
+    assert history["val_step"] == [0, 20]
+    first, last = history["val_loss"]
+    assert [s["val"] for s in shown] == [f"{first:.3f} (step 0)", f"{last:.3f} (step 20)"]
+    assert shown[-1]["loss"] == f"{history['train_loss'][-1]:.3f}"
 
 
 # --- the loop ------------------------------------------------------------------------
