@@ -17,6 +17,7 @@ One module per concept (see the book's chapter map):
 - ``minigpt.textstats``   words, sentences, distinct-n, repetition, tf-idf
 - ``minigpt.scaling``     parameters, FLOPs, memory and cost of training at scale
 - ``minigpt.exercises``   checks a reader's own functions against reference cases
+- ``minigpt.viz``         the book's plot helpers: weight heatmaps, smoothed curves
 - ``minigpt.common``      mechanics the modules share: atomic writes, argument checks, a private RNG
 - ``minigpt.cli``, ``minigpt.env``, ``minigpt.__main__``   ``python -m minigpt train | sample | env``
 

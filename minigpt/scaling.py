@@ -61,7 +61,7 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     - the final LayerNorm: C (+ C).
 
     GPT-2 small (V=50257, T=1024, L=12, C=768) has 124,439,808.
-    ``non_embedding=True`` leaves out V C + T C, as :meth:`GPT.num_params` does.
+    ``non_embedding=True`` leaves out V C + T C, as :meth:`minigpt.model.GPT.num_params` does.
     """
     _check_config(config)
     C, b = config.n_embd, int(config.bias)

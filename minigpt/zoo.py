@@ -124,6 +124,7 @@ class Preset:
         return values
 
 
+#: The book's presets by name: ``PRESETS["shakespeare-char"]``, ``PRESETS["shakespeare-bpe"]``.
 PRESETS = {p.name: p for p in (
     Preset(
         name="shakespeare-char",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 __all__ = ["STDLIB_MODULES", "DocRecord", "docstring_records", "summarization_pairs", "qa_pairs"]
 
-# Pure-Python modules of the standard library with well-written docstrings.
+#: Pure-Python modules of the standard library with well-written docstrings.
 STDLIB_MODULES = ("argparse", "base64", "bisect", "calendar", "collections", "csv", "datetime", "difflib",
                   "email.message", "fractions", "ftplib", "functools", "gzip", "heapq", "inspect", "ipaddress",
                   "json", "logging", "mailbox", "os", "pathlib", "pickle", "pprint", "random", "shutil",
