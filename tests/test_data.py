@@ -1,12 +1,8 @@
 """minigpt.data: the shipped corpora (found, verified, offline), splits and batches."""
 
 import hashlib
-import shutil
 import socket
-import subprocess
-import sys
 import urllib.request
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +12,6 @@ import torch
 from minigpt import data, env, zoo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = data.SHIPPED["tinyshakespeare"]
 
 
@@ -93,20 +88,6 @@ def test_a_zoo_preset_trains_from_the_shipped_corpus_offline(no_network, fresh_c
     assert tokenizer.vocab_size == len(set(text)) == 65  # Tiny Shakespeare's 65 characters
     assert tokenizer.decode(tokenizer.encode(text[:500])) == text[:500]
     assert zoo.model_dir(tiny, zoo.cache_key(tiny, text)).is_dir()  # cached in the fresh dir
-
-
-def test_the_wheel_ships_the_corpus(tmp_path):
-    """Build the wheel offline from a copy of the sources (the checkout stays clean) and read the corpus out of it."""
-    source = tmp_path / "source"
-    shutil.copytree(ROOT / "minigpt", source / "minigpt", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--quiet", "-w", str(tmp_path), str(source)], check=True)
-    (wheel,) = tmp_path.glob("minigpt-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        raw = archive.read(f"minigpt/corpora/{SHAKESPEARE.filename}")
-    assert hashlib.sha256(raw).hexdigest() == SHAKESPEARE.sha256
 
 
 def test_pydocs_is_deterministic_and_large():

@@ -49,3 +49,13 @@ def test_task_data_loads_through_importlib_resources_from_the_wheel(wheel):
     assert result.returncode == 0, result.stderr
     checkout = (PACKAGE / "tasks" / "data" / "sentiment_pairs.txt").read_bytes()
     assert result.stdout.strip() == hashlib.sha256(checkout).hexdigest()
+
+
+def test_the_corpus_loads_from_the_wheel_with_its_checksum(wheel):
+    """Tiny Shakespeare read out of the zipped wheel: load_text checks its size and SHA-256."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from minigpt import data; "
+              "assert data.__file__.startswith(sys.argv[1]), data.__file__; "
+              "print(len(data.load_text('tinyshakespeare')))")
+    result = subprocess.run([sys.executable, "-c", script, str(wheel)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1115394"
