@@ -20,7 +20,7 @@ help:  ## list the targets
 	@echo "make test            unit tests, every notebook as a test (nbval), the book with warnings as errors"
 	@echo "make test-unit       only the unit tests in tests/ and the doctests in minigpt/"
 	@echo "make test-notebooks  only the notebooks, executed by pytest --nbval-lax"
-	@echo "make test-book       only the book build from a clean cache with warnings as errors"
+	@echo "make test-book       only the book build from a clean cache with warnings as errors, then its HTML checks"
 	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
 	@echo "make sweep-nanogpt   re-run the 3-seed nanoGPT comparison (about 10 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
@@ -49,14 +49,15 @@ test: install test-unit test-notebooks test-book  ## everything CI runs
 	@echo "make test: all passed"
 
 test-unit: install  ## the tests in tests/ and the examples in minigpt's docstrings (doctests)
-	$(BIN)/pytest tests minigpt
+	$(BIN)/pytest -m "not built_book" tests minigpt
 
 test-notebooks: install
 	$(BIN)/pytest --nbval-lax --nbval-cell-timeout $(CELL_TIMEOUT) -p no:cacheprovider book
 
-test-book: install
+test-book: install  ## build from a clean cache with warnings as errors, then check the HTML
 	$(JB) clean --all .
 	$(JB) build -W -n --keep-going .
+	$(BIN)/pytest -m built_book -p no:cacheprovider tests/test_built_book.py
 
 bench: install  ## run every benchmarks/bench_*.py (each prints ratios and writes results/*.json)
 	@set -e; for script in benchmarks/bench_*.py; do \
