@@ -40,22 +40,22 @@ def test_the_wheel_holds_every_module_and_data_file(wheel):
     assert package_files() - inside == set(), "add the missing files to pyproject.toml (packages / package-data)"
 
 
-def test_task_data_loads_through_importlib_resources_from_the_wheel(wheel):
-    """Imported from the zipped wheel itself (zipimport), so the files cannot come from the checkout."""
-    script = ("import hashlib, sys; sys.path.insert(0, sys.argv[1]); import minigpt.tasks as t; "
-              "assert t.__file__.startswith(sys.argv[1]), t.__file__; "
-              "print(hashlib.sha256(t.read_data('sentiment_pairs.txt').encode()).hexdigest())")
+def run_from_wheel(wheel: Path, code: str) -> str:
+    """What ``code`` prints in a fresh Python that imports minigpt from the zipped wheel
+    (zipimport), so no file can come from the checkout."""
+    script = f"import sys; sys.path.insert(0, sys.argv[1]); import minigpt; assert minigpt.__file__.startswith(sys.argv[1]); {code}"
     result = subprocess.run([sys.executable, "-c", script, str(wheel)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_task_data_loads_through_importlib_resources_from_the_wheel(wheel):
+    printed = run_from_wheel(wheel, "import hashlib, minigpt.tasks as t; "
+                                    "print(hashlib.sha256(t.read_data('sentiment_pairs.txt').encode()).hexdigest())")
     checkout = (PACKAGE / "tasks" / "data" / "sentiment_pairs.txt").read_bytes()
-    assert result.stdout.strip() == hashlib.sha256(checkout).hexdigest()
+    assert printed == hashlib.sha256(checkout).hexdigest()
 
 
 def test_the_corpus_loads_from_the_wheel_with_its_checksum(wheel):
     """Tiny Shakespeare read out of the zipped wheel: load_text checks its size and SHA-256."""
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); from minigpt import data; "
-              "assert data.__file__.startswith(sys.argv[1]), data.__file__; "
-              "print(len(data.load_text('tinyshakespeare')))")
-    result = subprocess.run([sys.executable, "-c", script, str(wheel)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1115394"
+    assert run_from_wheel(wheel, "from minigpt import data; print(len(data.load_text('tinyshakespeare')))") == "1115394"
