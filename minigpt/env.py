@@ -12,7 +12,7 @@ import sys
 import torch
 
 from minigpt import __version__, default_device
-from minigpt.data import cache_dir
+from minigpt.data import CorpusError, cache_dir, corpus_file, load_text
 
 # (package, minimum version known to work, why the book needs it)
 PACKAGES = [
@@ -47,8 +47,6 @@ def check_package(name: str, minimum: str) -> tuple[bool, str]:
 
 def corpus_line() -> tuple[bool, str]:
     """(ok, text): where the shipped Tiny Shakespeare is and whether its checksum matches."""
-    from minigpt.data import CorpusError, corpus_file, load_text
-
     try:
         load_text("tinyshakespeare")
     except (CorpusError, OSError) as error:

@@ -195,11 +195,6 @@ def model_dir(preset: Preset, key: str) -> Path:
     return data.cache_dir() / "zoo" / f"{preset.name}-{key[:16]}"
 
 
-def load_corpus(preset: Preset) -> tuple[str, str]:
-    """(corpus name, text) of the preset."""
-    return preset.corpus, data.load_text(preset.corpus)
-
-
 def pretrained(name, retrain: bool = False, progress: bool = True):
     """The zoo model ``name`` as ``(model, tokenizer, history)``, trained on first use and cached.
 
@@ -208,7 +203,7 @@ def pretrained(name, retrain: bool = False, progress: bool = True):
     The model comes back on the CPU in eval mode.
     """
     preset = _preset(name)
-    corpus, text = load_corpus(preset)
+    text = data.load_text(preset.corpus)
     key = cache_key(preset, text)
     path = model_dir(preset, key)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +212,7 @@ def pretrained(name, retrain: bool = False, progress: bool = True):
             cached = _load(path, key)
             if cached is not None:
                 return cached
-        model, tokenizer, history = _train(preset, corpus, text, progress)
+        model, tokenizer, history = _train(preset, text, progress)
         checkpoint.save(path, model, tokenizer, {"step": history["step"][-1] if history["step"] else 0,
                                                  "key": key, "preset": preset.to_dict(), "history": history})
     return model.eval(), tokenizer, history
@@ -261,7 +256,7 @@ def build_tokenizer(preset: Preset, text: str):
     return train_bpe(text, preset.vocab_size)
 
 
-def _train(preset: Preset, corpus: str, text: str, progress: bool):
+def _train(preset: Preset, text: str, progress: bool):
     """Tokenize, split, build and train the preset's model; record samples along the way."""
     tokenizer = build_tokenizer(preset, text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
@@ -284,6 +279,6 @@ def _train(preset: Preset, corpus: str, text: str, progress: bool):
         if 0 in preset.sample_steps:
             record_sample(0, model)
         history = train(model, (train_ids, val_ids), preset.train_config(progress), callback=callback)
-    history.update(samples=samples, corpus=corpus, train_seconds=time.perf_counter() - start_wall,
+    history.update(samples=samples, corpus=preset.corpus, train_seconds=time.perf_counter() - start_wall,
                    train_cpu_seconds=time.process_time() - start_cpu, torch_threads=torch.get_num_threads())
     return model.eval(), tokenizer, history

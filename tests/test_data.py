@@ -28,9 +28,8 @@ def no_network(monkeypatch):
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
-    """An empty cache dir, and no data-folder variable of older minigpt versions."""
+    """An empty cache dir."""
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv("MINIGPT_DATA_DIR", raising=False)
     return tmp_path / "cache"
 
 
