@@ -1,14 +1,15 @@
-"""Generation speed: minigpt with vs without the key/value cache, and minigpt vs transformers.
+"""Generation speed: minigpt with vs without the key/value cache, and minigpt
+vs transformers.
 
-Both comparisons use one randomly initialised GPT (the Shakespeare-char size of the
-book, context 256) and greedy decoding, so every contender produces the same tokens
-(checked before timing):
+Both comparisons use one randomly initialised GPT (the Shakespeare-char size
+of the book, context 256) and greedy decoding, so every contender produces the
+same tokens (checked before timing):
 
-1. ``GPT.generate`` with ``use_cache=True`` vs ``use_cache=False``: 256 new tokens
-   from a one-token prompt at block_size 256.
-2. ``GPT.generate`` vs ``GPT2LMHeadModel.generate`` (its own KV cache) holding the
-   same weights (``minigpt.hf.to_hf``): 255 new tokens, the most GPT-2 allows from a
-   one-token prompt with 256 positions.
+1. ``GPT.generate`` with ``use_cache=True`` vs ``use_cache=False``: 256 new
+   tokens from a one-token prompt at block_size 256.
+2. ``GPT.generate`` vs ``GPT2LMHeadModel.generate`` (its own KV cache) holding
+   the same weights (``minigpt.hf.to_hf``): 255 new tokens, the most GPT-2
+   allows from a one-token prompt with 256 positions.
 
 Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_generate.py``
 (writes benchmarks/results/bench_generate.json).
@@ -27,7 +28,9 @@ from minigpt.model import GPT, GPTConfig  # noqa: E402
 
 BLOCK_SIZE = 256
 NEW_TOKENS = 256
-CONFIG = GPTConfig(vocab_size=65, block_size=BLOCK_SIZE, n_layer=4, n_head=4, n_embd=128)
+CONFIG = GPTConfig(
+    vocab_size=65, block_size=BLOCK_SIZE, n_layer=4, n_head=4, n_embd=128
+)
 
 
 def main(repeats: int = 5) -> list[dict]:
@@ -37,28 +40,57 @@ def main(repeats: int = 5) -> list[dict]:
     rows = []
 
     cached = lambda: model.generate(prompt, NEW_TOKENS, temperature=0)  # noqa: E731
-    uncached = lambda: model.generate(prompt, NEW_TOKENS, temperature=0, use_cache=False)  # noqa: E731
-    assert torch.equal(cached(), uncached()), "cached and uncached generation disagree"
-    result = compare(f"greedy, {NEW_TOKENS} new tokens, block {BLOCK_SIZE}", cached, uncached,
-                     "with KV cache", "without cache", warmup=1, repeats=repeats)
+    uncached = lambda: model.generate(
+        prompt, NEW_TOKENS, temperature=0, use_cache=False
+    )  # noqa: E731
+    assert torch.equal(cached(), uncached()), (
+        "cached and uncached generation disagree"
+    )
+    result = compare(
+        f"greedy, {NEW_TOKENS} new tokens, block {BLOCK_SIZE}",
+        cached,
+        uncached,
+        "with KV cache",
+        "without cache",
+        warmup=1,
+        repeats=repeats,
+    )
     rows.append(row(result, new_tokens=NEW_TOKENS, config=CONFIG.to_dict()))
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from minigpt.hf import to_hf
+
         hf_model = to_hf(model)
     except ImportError:
-        print("transformers is not installed: skipping minigpt vs transformers")
+        print(
+            "transformers is not installed: skipping minigpt vs transformers"
+        )
     else:
         n = BLOCK_SIZE - 1
         mask = torch.ones_like(prompt)
         ours = lambda: model.generate(prompt, n, temperature=0)  # noqa: E731
-        theirs = lambda: hf_model.generate(prompt, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,  # noqa: E731
-                                           do_sample=False, pad_token_id=CONFIG.vocab_size - 1)
-        assert torch.equal(ours(), theirs()), "minigpt and transformers generate different tokens"
+        theirs = lambda: hf_model.generate(
+            prompt,
+            attention_mask=mask,
+            max_new_tokens=n,
+            min_new_tokens=n,  # noqa: E731
+            do_sample=False,
+            pad_token_id=CONFIG.vocab_size - 1,
+        )
+        assert torch.equal(ours(), theirs()), (
+            "minigpt and transformers generate different tokens"
+        )
         with torch.no_grad():
-            result = compare(f"greedy, {n} new tokens, same weights", ours, theirs,
-                             "minigpt generate", "transformers generate", warmup=1, repeats=repeats)
+            result = compare(
+                f"greedy, {n} new tokens, same weights",
+                ours,
+                theirs,
+                "minigpt generate",
+                "transformers generate",
+                warmup=1,
+                repeats=repeats,
+            )
         rows.append(row(result, new_tokens=n, config=CONFIG.to_dict()))
 
     path = save("bench_generate", rows)

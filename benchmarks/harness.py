@@ -1,9 +1,10 @@
-"""Side-by-side timing: two callables, interleaved, after warm-up, in one process.
+"""Side-by-side timing: two callables, interleaved, after warm-up, in one
+process.
 
 Every benchmark script in this folder is built on :func:`compare`. Running the
 two contenders alternately (A, B, A, B, ...) means that whatever else the
-machine is doing slows both alike, so the ratio is more trustworthy than either
-time alone. Each script prints a table and writes its rows to
+machine is doing slows both alike, so the ratio is more trustworthy than
+either time alone. Each script prints a table and writes its rows to
 ``benchmarks/results/<name>.json`` for the book's performance appendix.
 """
 
@@ -20,7 +21,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 @dataclass
 class Comparison:
-    """Median seconds per call of ``a`` and ``b``; ``ratio`` = b / a (> 1: a is faster)."""
+    """Median seconds per call of ``a`` and ``b``; ``ratio`` = b / a (> 1: a
+    is faster)."""
 
     name: str
     a_name: str
@@ -34,35 +36,59 @@ class Comparison:
         return self.b_median_s / self.a_median_s
 
     def line(self) -> str:
-        return (f"{self.name}: {self.a_name} {self.a_median_s * 1e3:.3f} ms, "
-                f"{self.b_name} {self.b_median_s * 1e3:.3f} ms, "
-                f"{self.a_name} is {self.ratio:.2f}x the speed of {self.b_name}")
+        return (
+            f"{self.name}: {self.a_name} {self.a_median_s * 1e3:.3f} ms, "
+            f"{self.b_name} {self.b_median_s * 1e3:.3f} ms, "
+            f"{self.a_name} is {self.ratio:.2f}x the speed of {self.b_name}"
+        )
 
 
-def compare(name: str, a: Callable[[], object], b: Callable[[], object],
-            a_name: str = "minigpt", b_name: str = "peer",
-            warmup: int = 3, repeats: int = 20) -> Comparison:
-    """Time ``a()`` and ``b()`` alternately ``repeats`` times after ``warmup`` calls each."""
+def compare(
+    name: str,
+    a: Callable[[], object],
+    b: Callable[[], object],
+    a_name: str = "minigpt",
+    b_name: str = "peer",
+    warmup: int = 3,
+    repeats: int = 20,
+) -> Comparison:
+    """Time ``a()`` and ``b()`` alternately ``repeats`` times after ``warmup``
+    calls each."""
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+        raise ValueError(
+            f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, "
+            f"warmup={warmup}"
+        )
     for _ in range(warmup):
         a()
         b()
     times_a, times_b = [], []
     for i in range(repeats):
         # alternate which goes first, so neither always runs on a warm cache
-        order = [(a, times_a), (b, times_b)] if i % 2 == 0 else [(b, times_b), (a, times_a)]
+        order = (
+            [(a, times_a), (b, times_b)]
+            if i % 2 == 0
+            else [(b, times_b), (a, times_a)]
+        )
         for fn, times in order:
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-    result = Comparison(name, a_name, b_name, statistics.median(times_a), statistics.median(times_b), repeats)
+    result = Comparison(
+        name,
+        a_name,
+        b_name,
+        statistics.median(times_a),
+        statistics.median(times_b),
+        repeats,
+    )
     print(result.line(), flush=True)
     return result
 
 
 def save(script: str, rows: list[dict]) -> Path:
-    """Write ``rows`` (plus the machine they were measured on) to results/<script>.json atomically."""
+    """Write ``rows`` (plus the machine they were measured on) to
+    results/<script>.json atomically."""
     import platform
 
     import torch
@@ -73,8 +99,12 @@ def save(script: str, rows: list[dict]) -> Path:
     path = RESULTS_DIR / f"{script}.json"
     payload = {
         "script": script,
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "platform": platform.platform()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
     }
@@ -84,5 +114,6 @@ def save(script: str, rows: list[dict]) -> Path:
 
 
 def row(comparison: Comparison, **extra) -> dict:
-    """A JSON-ready dict of one comparison, with its ratio and any extra fields."""
+    """A JSON-ready dict of one comparison, with its ratio and any extra
+    fields."""
     return {**asdict(comparison), "ratio": comparison.ratio, **extra}

@@ -1,16 +1,20 @@
-"""The speed reference: a GPT written the way nanoGPT's ``model.py`` writes it, for timing only.
+"""The speed reference: a GPT written the way nanoGPT's ``model.py`` writes
+it, for timing only.
 
-nanoGPT (github.com/karpathy/nanoGPT) trains its Shakespeare character model with no biases,
-the exact (erf) GELU, PyTorch's fused ``scaled_dot_product_attention`` with ``is_causal=True``
-and a tied embedding/unembedding matrix; measured on the book's machine when the book was
+nanoGPT (github.com/karpathy/nanoGPT) trains its Shakespeare character model
+with no biases, the exact (erf) GELU, PyTorch's fused
+``scaled_dot_product_attention`` with ``is_causal=True`` and a tied
+embedding/unembedding matrix; measured on the book's machine when the book was
 planned, it trained about 1.5x as fast as transformers' GPT-2. This file holds
-the same computation in as few lines as it takes, with no input checks, no dropout modules and
-no cache, so that ``bench_train_step.py`` can time minigpt against "nanoGPT's way" in the same
-process. Its parameters carry minigpt's names, so a minigpt model in nanoGPT's layout
-(``GPTConfig(bias=False, gelu="exact")``) loads into it with ``load_state_dict`` and the two
-must give the same loss: the benchmark checks that before it times anything.
+the same computation in as few lines as it takes, with no input checks, no
+dropout modules and no cache, so that ``bench_train_step.py`` can time minigpt
+against "nanoGPT's way" in the same process. Its parameters carry minigpt's
+names, so a minigpt model in nanoGPT's layout (``GPTConfig(bias=False,
+gelu="exact")``) loads into it with ``load_state_dict`` and the two must give
+the same loss: the benchmark checks that before it times anything.
 
-Written for this project (nanoGPT's own code is not copied); shapes: idx (B, T) -> logits (B, T, V).
+Written for this project (nanoGPT's own code is not copied); shapes: idx (B,
+T) -> logits (B, T, V).
 """
 
 import torch
@@ -29,8 +33,12 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-                   for z in self.c_attn(x).split(C, dim=2))
+        q, k, v = (
+            z.view(B, T, self.n_head, C // self.n_head).transpose(
+                1, 2
+            )  # (B, nh, T, hs)
+            for z in self.c_attn(x).split(C, dim=2)
+        )
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -48,7 +56,8 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm residual block: x + attn(ln_1(x)), then + mlp(ln_2(.))."""
+    """Pre-LayerNorm residual block: x + attn(ln_1(x)), then +
+    mlp(ln_2(.))."""
 
     def __init__(self, n_embd: int, n_head: int):
         super().__init__()
@@ -63,16 +72,28 @@ class Block(nn.Module):
 
 
 class NanoGPT(nn.Module):
-    """Token and position embeddings, ``n_layer`` blocks, a final LayerNorm, the tied head."""
+    """Token and position embeddings, ``n_layer`` blocks, a final LayerNorm,
+    the tied head."""
 
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        block_size: int,
+        n_layer: int,
+        n_head: int,
+        n_embd: int,
+    ):
         super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer)),
-            ln_f=nn.LayerNorm(n_embd, bias=False),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(vocab_size, n_embd),
+                wpe=nn.Embedding(block_size, n_embd),
+                h=nn.ModuleList(
+                    Block(n_embd, n_head) for _ in range(n_layer)
+                ),
+                ln_f=nn.LayerNorm(n_embd, bias=False),
+            )
+        )
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight
 

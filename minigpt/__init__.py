@@ -9,17 +9,24 @@ One module per concept (see the book's chapter map):
 - ``minigpt.attention``   scaled dot-product, single- and multi-head attention
 - ``minigpt.model``       the GPT (GPT-2 compatible)
 - ``minigpt.sampling``    greedy, temperature, top-k, top-p
-- ``minigpt.train``       the training loop; ``minigpt.checkpoint`` saves and resumes it
+- ``minigpt.train``       the training loop; ``minigpt.checkpoint`` saves and
+  resumes it
 - ``minigpt.zoo``         pre-trained models that train once and are cached
 - ``minigpt.finetune``    classification heads, LoRA, prompt -> response rows
 - ``minigpt.hf``          to and from Hugging Face ``transformers``
-- ``minigpt.tasks``       the book's tasks, one module each, data in ``tasks/data/``
+- ``minigpt.tasks``       the book's tasks, one module each, data in
+  ``tasks/data/``
 - ``minigpt.textstats``   words, sentences, distinct-n, repetition, tf-idf
-- ``minigpt.scaling``     parameters, FLOPs, memory and cost of training at scale
-- ``minigpt.exercises``   checks a reader's own functions against reference cases
-- ``minigpt.viz``         the book's plot helpers: weight heatmaps, smoothed curves
-- ``minigpt.common``      mechanics the modules share: atomic writes, argument checks, a private RNG
-- ``minigpt.cli``, ``minigpt.env``, ``minigpt.__main__``   ``python -m minigpt train | sample | env``
+- ``minigpt.scaling``     parameters, FLOPs, memory and cost of training at
+  scale
+- ``minigpt.exercises``   checks a reader's own functions against reference
+  cases
+- ``minigpt.viz``         the book's plot helpers: weight heatmaps, smoothed
+  curves
+- ``minigpt.common``      mechanics the modules share: atomic writes, argument
+  checks, a private RNG
+- ``minigpt.cli``, ``minigpt.env``, ``minigpt.__main__``   ``python -m minigpt
+  train | sample | env``
 
 This file holds only what every chapter needs first: the version, seeding and
 the choice of device.
@@ -35,10 +42,11 @@ __all__ = ["__version__", "set_seed", "default_device"]
 
 
 def set_seed(seed: int) -> torch.Generator:
-    """Seed Python's ``random``, NumPy (when installed) and torch, so a run repeats.
+    """Seed Python's ``random``, NumPy (when installed) and torch, so a run
+    repeats.
 
-    Returns a ``torch.Generator`` seeded the same way, for code that prefers an
-    explicit generator to the global one.
+    Returns a ``torch.Generator`` seeded the same way, for code that prefers
+    an explicit generator to the global one.
 
     >>> _ = set_seed(0); first = torch.rand(3)
     >>> _ = set_seed(0); torch.equal(torch.rand(3), first)
@@ -47,7 +55,10 @@ def set_seed(seed: int) -> torch.Generator:
     True
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}; pass e.g. set_seed(0)")
+        raise ValueError(
+            f"seed must be a non-negative int, got {seed!r}; pass e.g. "
+            "set_seed(0)"
+        )
     random.seed(seed)
     try:
         import numpy as np
@@ -60,7 +71,8 @@ def set_seed(seed: int) -> torch.Generator:
 
 
 def default_device() -> str:
-    """The best device on this machine: ``"cuda"``, then ``"mps"`` (Apple), then ``"cpu"``."""
+    """The best device on this machine: ``"cuda"``, then ``"mps"`` (Apple),
+    then ``"cpu"``."""
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)

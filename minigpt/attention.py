@@ -43,7 +43,8 @@ __all__ = [
 def causal_mask(T: int, device=None) -> torch.Tensor:
     """The (T, T) bool mask that lets position i attend to positions j <= i.
 
-    True means "may attend", the convention of ``F.scaled_dot_product_attention``:
+    True means "may attend", the convention of
+    ``F.scaled_dot_product_attention``:
 
     >>> causal_mask(3).int()
     tensor([[1, 0, 0],
@@ -51,42 +52,78 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
             [1, 1, 1]], dtype=torch.int32)
     """
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"causal_mask needs a sequence length T >= 1 (an int), got {T!r}")
+        raise ValueError(
+            f"causal_mask needs a sequence length T >= 1 (an int), got {T!r}"
+        )
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor) or t.dim() < 2:
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a tensor of shape (..., T, d) with at least 2 dimensions, got {shape}")
+            shape = (
+                tuple(t.shape)
+                if isinstance(t, torch.Tensor)
+                else type(t).__name__
+            )
+            raise ValueError(
+                f"{name} must be a tensor of shape (..., T, d) with at least "
+                f"2 dimensions, got {shape}"
+            )
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same last dimension d_k (queries are compared with keys), "
-                         f"got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        raise ValueError(
+            "q and k must have the same last dimension d_k (queries are "
+            "compared with keys), "
+            f"got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of positions T_k (one value per key), "
-                         f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
+        raise ValueError(
+            "k and v must have the same number of positions T_k (one value "
+            "per key), "
+            f"got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
 
 
 def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise TypeError(f"mask must be a bool tensor (True = may attend), got {got}; "
-                        "build it with causal_mask(T) or convert with mask.bool()")
+        got = (
+            mask.dtype
+            if isinstance(mask, torch.Tensor)
+            else type(mask).__name__
+        )
+        raise TypeError(
+            f"mask must be a bool tensor (True = may attend), got {got}; "
+            "build it with causal_mask(T) or convert with mask.bool()"
+        )
     try:
         shape = torch.broadcast_shapes(mask.shape, scores_shape)
     except RuntimeError:
         shape = None
     if shape != scores_shape:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the attention scores' shape "
-                         f"{tuple(scores_shape)} (..., T_q, T_k); pass a (T_q, T_k) mask such as causal_mask(T)")
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to the "
+            "attention scores' shape "
+            f"{tuple(scores_shape)} (..., T_q, T_k); pass a (T_q, T_k) mask "
+            "such as causal_mask(T)"
+        )
 
 
 def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != width:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must have shape (B, T, {width_name}={width}), got {shape}; "
-                         "add a batch dimension with x.unsqueeze(0) if you have one sequence")
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.dim() != 3
+        or x.shape[-1] != width
+    ):
+        shape = (
+            tuple(x.shape)
+            if isinstance(x, torch.Tensor)
+            else type(x).__name__
+        )
+        raise ValueError(
+            f"x must have shape (B, T, {width_name}={width}), got {shape}; "
+            "add a batch dimension with x.unsqueeze(0) if you have one "
+            "sequence"
+        )
 
 
 def _check_heads(n_embd: int, n_head: int) -> None:
@@ -95,22 +132,30 @@ def _check_heads(n_embd: int, n_head: int) -> None:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if n_embd % n_head:
         divisors = [h for h in range(1, n_embd + 1) if n_embd % h == 0]
-        raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: each head gets n_embd // n_head "
-                         f"dimensions; choose n_head from {divisors}")
+        raise ValueError(
+            f"n_embd={n_embd} is not divisible by n_head={n_head}: each head "
+            "gets n_embd // n_head "
+            f"dimensions; choose n_head from {divisors}"
+        )
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention written out: ``A = softmax(q k^T / sqrt(d_k))``, ``out = A v``.
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out: ``A = softmax(q k^T / sqrt(d_k))``, ``out = A
+    v``.
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v).
     mask: bool, broadcastable to (..., T_q, T_k); True = may attend. Masked
     scores are set to -inf before the softmax, so they get weight exactly 0
     (a row with nothing allowed would be all NaN: every query must see a key).
 
-    Returns ``(out, A)``: out (..., T_q, d_v) and the weights A (..., T_q, T_k),
-    whose rows sum to 1. Equal to ``F.scaled_dot_product_attention`` (which does
-    not return A) up to rounding.
+    Returns ``(out, A)``: out (..., T_q, d_v) and the weights A (..., T_q,
+    T_k), whose rows sum to 1. Equal to ``F.scaled_dot_product_attention``
+    (which does not return A) up to rounding.
     """
     _check_qkv(q, k, v)
     d_k = q.shape[-1]
@@ -123,52 +168,78 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
 
 class SelfAttention(nn.Module):
-    """One attention head: ``Q = X W_Q, K = X W_K, V = X W_V``, ``Y = softmax(Q K^T / sqrt(d_k)) V``.
+    """One attention head: ``Q = X W_Q, K = X W_K, V = X W_V``, ``Y =
+    softmax(Q K^T / sqrt(d_k)) V``.
 
     ``W_Q``, ``W_K`` (d_model -> d_k) and ``W_V`` (d_model -> d_v, d_v = d_k
     unless given) are ``nn.Linear`` layers, so ``X W_Q`` is ``self.W_Q(X)``.
     forward(x (B, T, d_model), mask) -> (y (B, T, d_v), weights (B, T, T)).
     """
 
-    def __init__(self, d_model: int, d_k: int, d_v: int | None = None, bias: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        d_k: int,
+        d_v: int | None = None,
+        bias: bool = False,
+    ):
         super().__init__()
         d_v = d_k if d_v is None else d_v
         for name, value in (("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"{name} must be a positive int, got {value!r}"
+                )
         self.d_model, self.d_k, self.d_v = d_model, d_k, d_v
         self.W_Q = nn.Linear(d_model, d_k, bias=bias)
         self.W_K = nn.Linear(d_model, d_k, bias=bias)
         self.W_V = nn.Linear(d_model, d_v, bias=bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(x, self.d_model, "d_model")
         Q, K, V = self.W_Q(x), self.W_K(x), self.W_V(x)
         return scaled_dot_product_attention(Q, K, V, mask)
 
 
 class TeachingMultiHeadAttention(nn.Module):
-    """Multi-head attention as the formula reads: ``Y = Concat(Y_1, ..., Y_h) W_O``.
+    """Multi-head attention as the formula reads: ``Y = Concat(Y_1, ..., Y_h)
+    W_O``.
 
-    ``heads[i]`` is a :class:`SelfAttention` of width ``d_k = d_model // n_head``
-    and computes ``Y_i = SelfAttention(X W_Q_i, X W_K_i, X W_V_i)``. With
-    ``causal=True`` every head uses :func:`causal_mask`; an extra ``mask`` is
-    combined with it (both must allow a pair).
+    ``heads[i]`` is a :class:`SelfAttention` of width ``d_k = d_model //
+    n_head`` and computes ``Y_i = SelfAttention(X W_Q_i, X W_K_i, X W_V_i)``.
+    With ``causal=True`` every head uses :func:`causal_mask`; an extra
+    ``mask`` is combined with it (both must allow a pair).
 
-    forward(x (B, T, d_model), mask=None) -> (y (B, T, d_model), weights (B, n_head, T, T)).
-    Slow (a Python loop over heads) and clear; :class:`MultiHeadAttention` is the
-    same function, fast.
+    forward(x (B, T, d_model), mask=None) -> (y (B, T, d_model), weights (B,
+    n_head, T, T)). Slow (a Python loop over heads) and clear;
+    :class:`MultiHeadAttention` is the same function, fast.
     """
 
-    def __init__(self, d_model: int, n_head: int, bias: bool = True, causal: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        bias: bool = True,
+        causal: bool = True,
+    ):
         super().__init__()
         _check_heads(d_model, n_head)
         self.d_model, self.n_head, self.causal = d_model, n_head, causal
         d_k = d_model // n_head
-        self.heads = nn.ModuleList(SelfAttention(d_model, d_k, bias=bias) for _ in range(n_head))
+        self.heads = nn.ModuleList(
+            SelfAttention(d_model, d_k, bias=bias) for _ in range(n_head)
+        )
         self.W_O = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(x, self.d_model, "d_model")
         B, T, _ = x.shape
         if mask is not None:
@@ -177,17 +248,21 @@ class TeachingMultiHeadAttention(nn.Module):
             causal = causal_mask(T, device=x.device)
             mask = causal if mask is None else mask & causal
         outputs = [head(x, mask) for head in self.heads]  # h pairs (Y_i, A_i)
-        Y = torch.cat([y for y, _ in outputs], dim=-1)  # Concat(Y_1, ..., Y_h): (B, T, d_model)
+        Y = torch.cat(
+            [y for y, _ in outputs], dim=-1
+        )  # Concat(Y_1, ..., Y_h): (B, T, d_model)
         weights = torch.stack([a for _, a in outputs], dim=1)  # (B, h, T, T)
         return self.W_O(Y), weights
 
 
 class KVCache:
-    """The keys and values one attention layer has already computed, for generation.
+    """The keys and values one attention layer has already computed, for
+    generation.
 
-    Each step appends the new positions' k and v, shape (B, n_head, T_new, head_dim),
-    and gets back every position so far, (B, n_head, len(cache), head_dim). One
-    cache per layer; :meth:`reset` before starting a new sequence.
+    Each step appends the new positions' k and v, shape (B, n_head, T_new,
+    head_dim), and gets back every position so far, (B, n_head, len(cache),
+    head_dim). One cache per layer; :meth:`reset` before starting a new
+    sequence.
     """
 
     def __init__(self):
@@ -201,17 +276,27 @@ class KVCache:
     def reset(self) -> None:
         self.k = self.v = None
 
-    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the new positions' keys and values; return all of them (time is dim 2)."""
+    def append(
+        self, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the new positions' keys and values; return all of them (time is
+        dim 2)."""
         if k.dim() != 4 or k.shape != v.shape:
-            raise ValueError(f"KVCache.append needs k and v of the same shape (B, n_head, T, head_dim), "
-                             f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
+            raise ValueError(
+                "KVCache.append needs k and v of the same shape (B, n_head, "
+                "T, head_dim), "
+                f"got k {tuple(k.shape)} and v {tuple(v.shape)}"
+            )
         if self.k is not None:
             cached, new = self.k.shape, k.shape
             if (cached[0], cached[1], cached[3]) != (new[0], new[1], new[3]):
-                raise ValueError(f"KVCache holds (B, n_head, T, head_dim) = {tuple(cached)} but got new keys "
-                                 f"{tuple(new)}: batch, heads and head_dim must match; call reset() before "
-                                 "a new batch or sequence")
+                raise ValueError(
+                    "KVCache holds (B, n_head, T, head_dim) = "
+                    f"{tuple(cached)} but got new keys "
+                    f"{tuple(new)}: batch, heads and head_dim must match; "
+                    "call reset() before "
+                    "a new batch or sequence"
+                )
             k = torch.cat([self.k, k], dim=2)
             v = torch.cat([self.v, v], dim=2)
         self.k, self.v = k, v
@@ -219,40 +304,59 @@ class KVCache:
 
 
 class MultiHeadAttention(nn.Module):
-    """The fast multi-head attention the GPT uses, with GPT-2's parameter names.
+    """The fast multi-head attention the GPT uses, with GPT-2's parameter
+    names.
 
-    ``c_attn`` (n_embd -> 3 n_embd) computes ``[Q; K; V]`` for all heads at once
-    (output rows: Q, then K, then V; each split into n_head heads of
+    ``c_attn`` (n_embd -> 3 n_embd) computes ``[Q; K; V]`` for all heads at
+    once (output rows: Q, then K, then V; each split into n_head heads of
     head_dim = n_embd // n_head, head 0 first). The heads become a batch
     dimension and ``F.scaled_dot_product_attention`` does the rest; ``c_proj``
-    is ``W_O``. Dropout (``dropout``, training only) is applied to the attention
-    weights and to the output, as in GPT-2.
+    is ``W_O``. Dropout (``dropout``, training only) is applied to the
+    attention weights and to the output, as in GPT-2.
 
     forward(x (B, T, n_embd), cache=None) -> y (B, T, n_embd). With a
     :class:`KVCache` holding P earlier positions, the T new queries sit at
-    positions P .. P+T-1 and attend to all P cached keys plus the causal part of
-    the new ones; the new keys and values are appended to the cache.
+    positions P .. P+T-1 and attend to all P cached keys plus the causal part
+    of the new ones; the new keys and values are appended to the cache.
     """
 
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0, causal: bool = True):
+    def __init__(
+        self,
+        n_embd: int,
+        n_head: int,
+        bias: bool = True,
+        dropout: float = 0.0,
+        causal: bool = True,
+    ):
         super().__init__()
         _check_heads(n_embd, n_head)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.n_embd, self.n_head, self.head_dim = n_embd, n_head, n_embd // n_head
+        self.n_embd, self.n_head, self.head_dim = (
+            n_embd,
+            n_head,
+            n_embd // n_head,
+        )
         self.dropout, self.causal = dropout, causal
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _heads(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v of shape (B, n_head, T, head_dim) from x (B, T, n_embd)."""
         _check_input(x, self.n_embd, "n_embd")
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
-        return tuple(t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        return tuple(
+            t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+            for t in (q, k, v)
+        )
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None
+    ) -> torch.Tensor:
         q, k, v = self._heads(x)
         B, _, T, _ = q.shape
         past = 0
@@ -264,49 +368,87 @@ class MultiHeadAttention(nn.Module):
             is_causal = T > 1
         elif self.causal and T > 1:
             # query i is position past + i: it may see keys 0 .. past + i
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, self.n_embd)  # Concat(Y_1, ..., Y_h)
+            mask = torch.ones(
+                T, past + T, dtype=torch.bool, device=x.device
+            ).tril(diagonal=past)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        y = (
+            y.transpose(1, 2).contiguous().view(B, T, self.n_embd)
+        )  # Concat(Y_1, ..., Y_h)
         return self.resid_dropout(self.c_proj(y))
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention weights A, (B, n_head, T, T), computed by the written-out path (for plots)."""
+        """The attention weights A, (B, n_head, T, T), computed by the
+        written-out path (for plots)."""
         q, k, v = self._heads(x)
-        mask = causal_mask(q.shape[2], device=x.device) if self.causal else None
+        mask = (
+            causal_mask(q.shape[2], device=x.device) if self.causal else None
+        )
         return scaled_dot_product_attention(q, k, v, mask)[1]
 
 
-def teaching_to_fast(teaching: TeachingMultiHeadAttention, dropout: float = 0.0) -> MultiHeadAttention:
-    """A :class:`MultiHeadAttention` computing the same function as ``teaching``.
+def teaching_to_fast(
+    teaching: TeachingMultiHeadAttention, dropout: float = 0.0
+) -> MultiHeadAttention:
+    """A :class:`MultiHeadAttention` computing the same function as
+    ``teaching``.
 
-    Head i's ``W_Q``, ``W_K``, ``W_V`` become rows ``i*d_k:(i+1)*d_k`` of the Q,
-    K and V blocks of ``c_attn``; ``W_O`` becomes ``c_proj``.
+    Head i's ``W_Q``, ``W_K``, ``W_V`` become rows ``i*d_k:(i+1)*d_k`` of the
+    Q, K and V blocks of ``c_attn``; ``W_O`` becomes ``c_proj``.
     """
     bias = teaching.W_O.bias is not None
-    fast = MultiHeadAttention(teaching.d_model, teaching.n_head, bias=bias, dropout=dropout, causal=teaching.causal)
-    fast = fast.to(device=teaching.W_O.weight.device, dtype=teaching.W_O.weight.dtype)
+    fast = MultiHeadAttention(
+        teaching.d_model,
+        teaching.n_head,
+        bias=bias,
+        dropout=dropout,
+        causal=teaching.causal,
+    )
+    fast = fast.to(
+        device=teaching.W_O.weight.device, dtype=teaching.W_O.weight.dtype
+    )
     with torch.no_grad():
         for part, name in enumerate(("W_Q", "W_K", "W_V")):
             layers = [getattr(head, name) for head in teaching.heads]
-            rows = slice(part * teaching.d_model, (part + 1) * teaching.d_model)
-            fast.c_attn.weight[rows] = torch.cat([layer.weight for layer in layers])
+            rows = slice(
+                part * teaching.d_model, (part + 1) * teaching.d_model
+            )
+            fast.c_attn.weight[rows] = torch.cat(
+                [layer.weight for layer in layers]
+            )
             if bias:
-                fast.c_attn.bias[rows] = torch.cat([layer.bias for layer in layers])
+                fast.c_attn.bias[rows] = torch.cat(
+                    [layer.bias for layer in layers]
+                )
         fast.c_proj.load_state_dict(teaching.W_O.state_dict())
     return fast
 
 
 def fast_to_teaching(fast: MultiHeadAttention) -> TeachingMultiHeadAttention:
-    """A :class:`TeachingMultiHeadAttention` computing the same function as ``fast`` (the inverse of :func:`teaching_to_fast`)."""
+    """A :class:`TeachingMultiHeadAttention` computing the same function as
+    ``fast`` (the inverse of :func:`teaching_to_fast`)."""
     bias = fast.c_proj.bias is not None
-    teaching = TeachingMultiHeadAttention(fast.n_embd, fast.n_head, bias=bias, causal=fast.causal)
-    teaching = teaching.to(device=fast.c_proj.weight.device, dtype=fast.c_proj.weight.dtype)
+    teaching = TeachingMultiHeadAttention(
+        fast.n_embd, fast.n_head, bias=bias, causal=fast.causal
+    )
+    teaching = teaching.to(
+        device=fast.c_proj.weight.device, dtype=fast.c_proj.weight.dtype
+    )
     d = fast.head_dim
     with torch.no_grad():
         for part, name in enumerate(("W_Q", "W_K", "W_V")):
             for i, head in enumerate(teaching.heads):
-                rows = slice(part * fast.n_embd + i * d, part * fast.n_embd + (i + 1) * d)
+                rows = slice(
+                    part * fast.n_embd + i * d,
+                    part * fast.n_embd + (i + 1) * d,
+                )
                 getattr(head, name).weight.copy_(fast.c_attn.weight[rows])
                 if bias:
                     getattr(head, name).bias.copy_(fast.c_attn.bias[rows])

@@ -8,13 +8,14 @@
     train_state.safetensors  optimizer moments and RNG states (as uint8 tensors) ...
     train_state.json         ... and the rest: step, train config, history, optimizer scalars
 
-``load(path)`` gives back ``(model, tokenizer, train_state)``. Loading reads only
-tensors and JSON, so a checkpoint from elsewhere cannot run code on your
+``load(path)`` gives back ``(model, tokenizer, train_state)``. Loading reads
+only tensors and JSON, so a checkpoint from elsewhere cannot run code on your
 machine (``torch.load`` unpickles, and unpickling can run anything).
 
 The folder is written next to ``path`` under a temporary name and then moved
-into place with ``os.replace`` (:func:`minigpt.common.atomic_path`), so a crash
-mid-save leaves the previous checkpoint intact rather than half a new one.
+into place with ``os.replace`` (:func:`minigpt.common.atomic_path`), so a
+crash mid-save leaves the previous checkpoint intact rather than half a new
+one.
 """
 
 import json
@@ -37,26 +38,39 @@ STATE_JSON = "train_state.json"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, truncated, or of another configuration."""
+    """A checkpoint that cannot be used: missing, truncated, or of another
+    configuration."""
 
 
-def save(path, model: GPT, tokenizer=None, train_state: dict | None = None) -> Path:
-    """Write ``model`` (and optionally ``tokenizer`` and ``train_state``) as the folder ``path``.
+def save(
+    path, model: GPT, tokenizer=None, train_state: dict | None = None
+) -> Path:
+    """Write ``model`` (and optionally ``tokenizer`` and ``train_state``) as
+    the folder ``path``.
 
     ``train_state`` is any nest of dicts, lists and tuples holding tensors and
-    JSON scalars, such as :func:`minigpt.train.train_state` returns. An existing
-    checkpoint at ``path`` is replaced; any other existing folder is refused.
+    JSON scalars, such as :func:`minigpt.train.train_state` returns. An
+    existing checkpoint at ``path`` is replaced; any other existing folder is
+    refused.
     """
     path = Path(path)
     if path.exists() and not _is_checkpoint(path) and any(path.iterdir()):
-        raise CheckpointError(f"{path} exists and is not a minigpt checkpoint; refusing to replace it. "
-                              f"Choose an empty or new folder.")
+        raise CheckpointError(
+            f"{path} exists and is not a minigpt checkpoint; refusing to "
+            "replace it. "
+            f"Choose an empty or new folder."
+        )
     with atomic_path(path) as tmp:
         tmp.mkdir()
         save_model(model, str(tmp / WEIGHTS))
-        meta = {"format": FORMAT, "version": VERSION, "model_config": model.config.to_dict(),
-                "tokenizer": None, "train_state": train_state is not None,
-                "step": None if train_state is None else train_state.get("step")}
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model_config": model.config.to_dict(),
+            "tokenizer": None,
+            "train_state": train_state is not None,
+            "step": None if train_state is None else train_state.get("step"),
+        }
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER)
             meta["tokenizer"] = TOKENIZER
@@ -70,16 +84,19 @@ def save(path, model: GPT, tokenizer=None, train_state: dict | None = None) -> P
 
 
 def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
-    """Read a checkpoint folder: ``(model, tokenizer or None, train_state or None)``."""
+    """Read a checkpoint folder: ``(model, tokenizer or None, train_state or
+    None)``."""
     path = Path(path)
     meta = read_config(path)
-    with seeded_rng():  # the weights are replaced below: leave the caller's random state alone
+    # the weights are replaced below: leave the caller's random state alone
+    with seeded_rng():
         model = GPT(GPTConfig.from_dict(meta["model_config"]))
     _load_weights(model, path / WEIGHTS)
     model.to(device)
     tokenizer = None
     if meta["tokenizer"]:
         from minigpt.tokenizer import load_tokenizer
+
         tokenizer = load_tokenizer(path / meta["tokenizer"])
     state = None
     if meta["train_state"]:
@@ -89,26 +106,45 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
 
 
 def load_into(model: GPT, path) -> None:
-    """Load the weights at ``path`` into an existing ``model`` of the same configuration."""
+    """Load the weights at ``path`` into an existing ``model`` of the same
+    configuration."""
     meta = read_config(Path(path))
     saved, ours = meta["model_config"], model.config.to_dict()
-    differ = {k: (saved.get(k), ours.get(k)) for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)}
+    differ = {
+        k: (saved.get(k), ours.get(k))
+        for k in sorted(set(saved) | set(ours))
+        if saved.get(k) != ours.get(k)
+    }
     if differ:
-        detail = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in differ.items())
-        raise CheckpointError(f"checkpoint {path} is of another model configuration ({detail}); "
-                              f"build the model from the checkpoint with checkpoint.load({str(path)!r})")
+        detail = ", ".join(
+            f"{k}: checkpoint {a!r} vs model {b!r}"
+            for k, (a, b) in differ.items()
+        )
+        raise CheckpointError(
+            f"checkpoint {path} is of another model configuration "
+            f"({detail}); "
+            "build the model from the checkpoint with "
+            f"checkpoint.load({str(path)!r})"
+        )
     _load_weights(model, Path(path) / WEIGHTS)
 
 
 def read_config(path: Path) -> dict:
-    """The checkpoint's config.json, checked to be ours and of a version we read."""
+    """The checkpoint's config.json, checked to be ours and of a version we
+    read."""
     if not (path / CONFIG).is_file():
-        raise CheckpointError(f"no checkpoint at {path}: {CONFIG} is missing; "
-                              f"pass the folder that checkpoint.save() or `python -m minigpt train` wrote")
+        raise CheckpointError(
+            f"no checkpoint at {path}: {CONFIG} is missing; "
+            "pass the folder that checkpoint.save() or `python -m minigpt "
+            "train` wrote"
+        )
     meta = _read_json(path / CONFIG)
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"{path / CONFIG} is not a {FORMAT} version {VERSION} file "
-                              f"(format={meta.get('format')!r}, version={meta.get('version')!r})")
+        raise CheckpointError(
+            f"{path / CONFIG} is not a {FORMAT} version {VERSION} file "
+            f"(format={meta.get('format')!r}, "
+            f"version={meta.get('version')!r})"
+        )
     return meta
 
 
@@ -124,43 +160,73 @@ def _read_json(file: Path):
     try:
         return json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{file} is unreadable or truncated ({err}); save the checkpoint again") from err
+        raise CheckpointError(
+            f"{file} is unreadable or truncated ({err}); save the checkpoint "
+            "again"
+        ) from err
 
 
 def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file))
     except (OSError, SafetensorError) as err:
-        raise CheckpointError(f"{file} is missing, truncated or corrupt ({err}); save the checkpoint again") from err
+        raise CheckpointError(
+            f"{file} is missing, truncated or corrupt ({err}); save the "
+            "checkpoint again"
+        ) from err
 
 
 def _load_weights(model: GPT, file: Path) -> None:
     try:
         load_model(model, str(file), strict=True)
     except (OSError, SafetensorError) as err:
-        raise CheckpointError(f"{file} is missing, truncated or corrupt ({err}); save the checkpoint again") from err
-    except RuntimeError as err:  # shapes or names that do not fit the configuration in config.json
-        raise CheckpointError(f"{file} does not match the model configuration in {CONFIG}: {err}") from err
+        raise CheckpointError(
+            f"{file} is missing, truncated or corrupt ({err}); save the "
+            "checkpoint again"
+        ) from err
+    # shapes or names that do not fit the configuration in config.json
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{file} does not match the model configuration in {CONFIG}: "
+            f"{err}"
+        ) from err
 
 
 def _to_json(obj, key: str, tensors: dict):
-    """Replace each tensor in ``obj`` by ``{"tensor": key}`` (storing it in ``tensors``); tag tuples and int keys."""
+    """Replace each tensor in ``obj`` by ``{"tensor": key}`` (storing it in
+    ``tensors``); tag tuples and int keys."""
     if isinstance(obj, torch.Tensor):
         tensors[key] = obj.detach().cpu().contiguous().clone()
         return {"tensor": key}
     if isinstance(obj, dict):
         if all(isinstance(k, int) for k in obj) and obj:
-            return {"int_keys": {str(k): _to_json(v, f"{key}.{k}", tensors) for k, v in obj.items()}}
+            return {
+                "int_keys": {
+                    str(k): _to_json(v, f"{key}.{k}", tensors)
+                    for k, v in obj.items()
+                }
+            }
         if not all(isinstance(k, str) for k in obj):
-            raise TypeError(f"train_state dict keys at {key} must all be str or all int, got {list(obj)}")
-        return {"dict": {k: _to_json(v, f"{key}.{k}", tensors) for k, v in obj.items()}}
+            raise TypeError(
+                f"train_state dict keys at {key} must all be str or all int, "
+                f"got {list(obj)}"
+            )
+        return {
+            "dict": {
+                k: _to_json(v, f"{key}.{k}", tensors) for k, v in obj.items()
+            }
+        }
     if isinstance(obj, (list, tuple)):
-        items = [_to_json(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
+        items = [
+            _to_json(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)
+        ]
         return {"tuple": items} if isinstance(obj, tuple) else items
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise TypeError(f"train_state value at {key} has type {type(obj).__name__}; "
-                    f"only tensors, dicts, lists, tuples and JSON scalars can be saved")
+    raise TypeError(
+        f"train_state value at {key} has type {type(obj).__name__}; "
+        f"only tensors, dicts, lists, tuples and JSON scalars can be saved"
+    )
 
 
 def _from_json(obj, tensors: dict):
@@ -169,10 +235,13 @@ def _from_json(obj, tensors: dict):
         return [_from_json(v, tensors) for v in obj]
     if not isinstance(obj, dict):
         return obj
-    (tag, value), = obj.items()
+    ((tag, value),) = obj.items()
     if tag == "tensor":
         if value not in tensors:
-            raise CheckpointError(f"tensor {value!r} named in {STATE_JSON} is missing from {STATE_TENSORS}")
+            raise CheckpointError(
+                f"tensor {value!r} named in {STATE_JSON} is missing from "
+                f"{STATE_TENSORS}"
+            )
         return tensors[value]
     if tag == "tuple":
         return tuple(_from_json(v, tensors) for v in value)

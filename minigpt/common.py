@@ -1,12 +1,16 @@
-"""Mechanics several minigpt modules share, written once: atomic writes, argument checks, a private RNG.
+"""Mechanics several minigpt modules share, written once: atomic writes,
+argument checks, a private RNG.
 
-- :func:`atomic_path`: write a file or a folder under a temporary name beside its
-  destination, then move it into place with ``os.replace``, so a crash mid-write never
-  leaves half a file (checkpoints, tokenizers, benchmark results).
-- :func:`check_positive_int`: the one check behind every "must be a positive int" error.
-- :func:`seeded_rng`: run a block with torch's global random state seeded, and give the
-  caller's state back afterwards: a model built inside (``GPT(config)`` draws its
-  initial weights from that state) never shifts the random numbers the caller draws next.
+- :func:`atomic_path`: write a file or a folder under a temporary name beside
+  its destination, then move it into place with ``os.replace``, so a crash
+  mid-write never leaves half a file (checkpoints, tokenizers, benchmark
+  results).
+- :func:`check_positive_int`: the one check behind every "must be a positive
+  int" error.
+- :func:`seeded_rng`: run a block with torch's global random state seeded, and
+  give the caller's state back afterwards: a model built inside
+  (``GPT(config)`` draws its initial weights from that state) never shifts the
+  random numbers the caller draws next.
 """
 
 import contextlib
@@ -21,11 +25,13 @@ __all__ = ["atomic_path", "check_positive_int", "seeded_rng"]
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; when the block succeeds, move it onto ``path``.
+    """Yield a temporary path beside ``path``; when the block succeeds, move
+    it onto ``path``.
 
-    Write a file or create a folder at the yielded path. On success it replaces ``path``
-    (an existing folder there is moved aside first and deleted only afterwards); on an
-    exception it is deleted and ``path`` is untouched. The parent folder is created.
+    Write a file or create a folder at the yielded path. On success it
+    replaces ``path`` (an existing folder there is moved aside first and
+    deleted only afterwards); on an exception it is deleted and ``path`` is
+    untouched. The parent folder is created.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "result.txt"
@@ -40,7 +46,9 @@ def atomic_path(path):
     _remove(tmp)
     try:
         yield tmp
-        if tmp.is_dir() and path.is_dir():  # os.replace cannot overwrite a non-empty folder
+        if (
+            tmp.is_dir() and path.is_dir()
+        ):  # os.replace cannot overwrite a non-empty folder
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
             os.replace(tmp, path)
@@ -60,7 +68,8 @@ def _remove(path: Path) -> None:
 
 
 def check_positive_int(name: str, value, fix: str = "") -> int:
-    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming ``name``, the value and ``fix``.
+    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming
+    ``name``, the value and ``fix``.
 
     >>> check_positive_int("n_layer", 4)
     4
@@ -76,10 +85,12 @@ def check_positive_int(name: str, value, fix: str = "") -> int:
 
 @contextlib.contextmanager
 def seeded_rng(seed: int = 0):
-    """Run the block with torch's global CPU random state seeded with ``seed``; restore the caller's after.
+    """Run the block with torch's global CPU random state seeded with
+    ``seed``; restore the caller's after.
 
-    Use it to build a model whose weights are about to be replaced (loading a checkpoint)
-    or must repeat (a zoo preset), without moving the caller's random numbers.
+    Use it to build a model whose weights are about to be replaced (loading a
+    checkpoint) or must repeat (a zoo preset), without moving the caller's
+    random numbers.
 
     >>> _ = torch.manual_seed(1); before = torch.rand(1)
     >>> _ = torch.manual_seed(1)

@@ -1,20 +1,22 @@
 """Corpora, train/validation splits and batches of (input, target) windows.
 
-Two corpora are registered, and both are on disk wherever minigpt is installed,
-so nothing is ever downloaded:
+Two corpora are registered, and both are on disk wherever minigpt is
+installed, so nothing is ever downloaded:
 
-- ``"tinyshakespeare"``: the 1.1 MB of plays that char-rnn and nanoGPT train on
-  (public domain), shipped inside the package as ``minigpt/corpora/tinyshakespeare.txt``
-  and checked against its size and SHA-256 every time it is read;
-- ``"pydocs"``: Python's own reference manual (``pydoc_data``, shipped with every
-  Python), a second corpus for exercises.
+- ``"tinyshakespeare"``: the 1.1 MB of plays that char-rnn and nanoGPT train
+  on (public domain), shipped inside the package as
+  ``minigpt/corpora/tinyshakespeare.txt`` and checked against its size and
+  SHA-256 every time it is read;
+- ``"pydocs"``: Python's own reference manual (``pydoc_data``, shipped with
+  every Python), a second corpus for exercises.
 
-A corpus is always named where it is used: no corpus silently stands in for another.
-Trained models are cached under :func:`cache_dir`.
+A corpus is always named where it is used: no corpus silently stands in for
+another. Trained models are cached under :func:`cache_dir`.
 
 A language model is trained on windows of ``block_size`` tokens: the input
-``x = data[i : i + block_size]`` and the target ``y = data[i + 1 : i + block_size + 1]``,
-the same window shifted by one, so ``y[t]`` is the token that follows ``x[: t + 1]``.
+``x = data[i : i + block_size]`` and the target ``y = data[i + 1 : i +
+block_size + 1]``, the same window shifted by one, so ``y[t]`` is the token
+that follows ``x[: t + 1]``.
 """
 
 import hashlib
@@ -26,19 +28,31 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Corpus", "SHIPPED", "NAMES", "CorpusError", "cache_dir", "corpus_file", "load_text",
-           "train_val_split", "get_batch", "TokenDataset"]
+__all__ = [
+    "Corpus",
+    "SHIPPED",
+    "NAMES",
+    "CorpusError",
+    "cache_dir",
+    "corpus_file",
+    "load_text",
+    "train_val_split",
+    "get_batch",
+    "TokenDataset",
+]
 
 CACHE_DIR_ENV = "MINIGPT_CACHE_DIR"
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A text file shipped in ``minigpt/corpora/``: where it came from and how to recognise it."""
+    """A text file shipped in ``minigpt/corpora/``: where it came from and how
+    to recognise it."""
 
     name: str
     filename: str
-    origin: str  # where the file was taken from, for the record; minigpt never fetches it
+    # where the file was taken from, for the record; minigpt never fetches it
+    origin: str
     sha256: str
     size: int  # bytes
 
@@ -56,28 +70,43 @@ NAMES = (*SHIPPED, "pydocs")
 
 
 class CorpusError(ValueError):
-    """A shipped corpus file is not the one minigpt was released with (damaged or edited)."""
+    """A shipped corpus file is not the one minigpt was released with (damaged
+    or edited)."""
 
 
 def cache_dir() -> Path:
-    """Where trained models are written: ``$MINIGPT_CACHE_DIR``, else the user cache dir
+    """Where trained models are written: ``$MINIGPT_CACHE_DIR``, else the user
+    cache dir
     (``~/.cache/minigpt`` on Linux). Created on demand."""
     if os.environ.get(CACHE_DIR_ENV):
         path = Path(os.environ[CACHE_DIR_ENV]).expanduser()
     elif sys.platform == "win32":
-        path = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "minigpt" / "Cache"
+        path = (
+            Path(
+                os.environ.get(
+                    "LOCALAPPDATA", Path.home() / "AppData" / "Local"
+                )
+            )
+            / "minigpt"
+            / "Cache"
+        )
     elif sys.platform == "darwin":
         path = Path.home() / "Library" / "Caches" / "minigpt"
     else:
-        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigpt"
+        path = (
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            / "minigpt"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def _check_name(name: str) -> None:
     if name not in NAMES:
-        raise ValueError(f"unknown corpus {name!r}: choose one of {', '.join(NAMES)}, "
-                         "or read your own file with open(path).read()")
+        raise ValueError(
+            f"unknown corpus {name!r}: choose one of {', '.join(NAMES)}, "
+            "or read your own file with open(path).read()"
+        )
 
 
 def corpus_file(name: str):
@@ -85,32 +114,51 @@ def corpus_file(name: str):
     ``importlib.resources`` path; ``str()`` of it names the file on disk)."""
     _check_name(name)
     if name not in SHIPPED:
-        raise ValueError(f"corpus {name!r} ships with Python, not as a file: use load_text({name!r})")
-    return importlib.resources.files("minigpt") / "corpora" / SHIPPED[name].filename
+        raise ValueError(
+            f"corpus {name!r} ships with Python, not as a file: use "
+            f"load_text({name!r})"
+        )
+    return (
+        importlib.resources.files("minigpt")
+        / "corpora"
+        / SHIPPED[name].filename
+    )
 
 
 def verified(content: bytes, corpus: Corpus, where) -> bytes:
-    """``content`` unchanged, or ``CorpusError`` if it lacks the corpus's size or SHA-256."""
-    fix = ("the file was damaged or edited: restore it (`git checkout minigpt/corpora` in a clone "
-           "of the book) or reinstall minigpt")
+    """``content`` unchanged, or ``CorpusError`` if it lacks the corpus's size
+    or SHA-256."""
+    fix = (
+        "the file was damaged or edited: restore it (`git checkout "
+        "minigpt/corpora` in a clone "
+        "of the book) or reinstall minigpt"
+    )
     if len(content) != corpus.size:
-        raise CorpusError(f"{where} has {len(content):,} bytes, expected {corpus.size:,} for "
-                          f"{corpus.name!r}; {fix}")
+        raise CorpusError(
+            f"{where} has {len(content):,} bytes, expected {corpus.size:,} "
+            "for "
+            f"{corpus.name!r}; {fix}"
+        )
     digest = hashlib.sha256(content).hexdigest()
     if digest != corpus.sha256:
-        raise CorpusError(f"{where} has SHA-256 {digest}, expected {corpus.sha256} for {corpus.name!r}; {fix}")
+        raise CorpusError(
+            f"{where} has SHA-256 {digest}, expected {corpus.sha256} for "
+            f"{corpus.name!r}; {fix}"
+        )
     return content
 
 
 def pydocs_text() -> str:
-    """Python's reference manual topics (``pydoc_data.topics``), joined in sorted order."""
+    """Python's reference manual topics (``pydoc_data.topics``), joined in
+    sorted order."""
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
 def load_text(name: str) -> str:
-    """The text of a registered corpus, ``"tinyshakespeare"`` or ``"pydocs"``; a shipped
+    """The text of a registered corpus, ``"tinyshakespeare"`` or ``"pydocs"``;
+    a shipped
     file is verified against its SHA-256 first (milliseconds)."""
     _check_name(name)
     if name == "pydocs":
@@ -120,39 +168,65 @@ def load_text(name: str) -> str:
 
 
 def train_val_split(data, val_fraction: float = 0.1):
-    """Split a str or 1-D tensor into (train, val): the first ``1 - val_fraction`` and the
+    """Split a str or 1-D tensor into (train, val): the first ``1 -
+    val_fraction`` and the
     last ``val_fraction``, in order (no shuffling: the validation text is unseen text)."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}; e.g. 0.1")
+        raise ValueError(
+            "val_fraction must be between 0 and 1 (exclusive), got "
+            f"{val_fraction!r}; e.g. 0.1"
+        )
     if isinstance(data, torch.Tensor) and data.dim() != 1:
-        raise ValueError(f"data must be 1-D, got shape {tuple(data.shape)}: flatten it first")
+        raise ValueError(
+            f"data must be 1-D, got shape {tuple(data.shape)}: flatten it "
+            "first"
+        )
     n = len(data)
     split = int(n * (1.0 - val_fraction))
     if split == 0 or split == n:
-        raise ValueError(f"cannot split {n} items with val_fraction={val_fraction}: "
-                         "one side would be empty; use more data or another fraction")
+        raise ValueError(
+            f"cannot split {n} items with val_fraction={val_fraction}: "
+            "one side would be empty; use more data or another fraction"
+        )
     return data[:split], data[split:]
 
 
 def _check_tokens(data, block_size: int) -> None:
-    if not isinstance(data, torch.Tensor) or data.dim() != 1 or data.dtype != torch.long:
-        raise ValueError(f"data must be a 1-D LongTensor of token ids, got "
-                         f"{type(data).__name__}{tuple(data.shape) if isinstance(data, torch.Tensor) else ''}"
-                         f"{' ' + str(data.dtype) if isinstance(data, torch.Tensor) else ''}: "
-                         "use torch.tensor(ids, dtype=torch.long)")
+    if (
+        not isinstance(data, torch.Tensor)
+        or data.dim() != 1
+        or data.dtype != torch.long
+    ):
+        raise ValueError(
+            f"data must be a 1-D LongTensor of token ids, got "
+            f"{type(data).__name__}{tuple(data.shape) if isinstance(data, torch.Tensor) else ''}"
+            f"{' ' + str(data.dtype) if isinstance(data, torch.Tensor) else ''}: "
+            "use torch.tensor(ids, dtype=torch.long)"
+        )
     if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        raise ValueError(
+            f"block_size must be a positive int, got {block_size!r}"
+        )
     if len(data) <= block_size:
-        raise ValueError(f"data has {len(data)} tokens, too few for block_size={block_size}: "
-                         f"need at least block_size + 1 = {block_size + 1}")
+        raise ValueError(
+            f"data has {len(data)} tokens, too few for "
+            f"block_size={block_size}: "
+            f"need at least block_size + 1 = {block_size + 1}"
+        )
 
 
-def get_batch(data: torch.Tensor, block_size: int, batch_size: int,
-              generator: torch.Generator | None = None, device="cpu"):
-    """A random batch of windows: ``x, y`` of shape (batch_size, block_size), ``y`` = ``x`` shifted by one.
+def get_batch(
+    data: torch.Tensor,
+    block_size: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    device="cpu",
+):
+    """A random batch of windows: ``x, y`` of shape (batch_size, block_size),
+    ``y`` = ``x`` shifted by one.
 
-    Window starts are drawn with ``torch.randint(..., generator=generator)``, so the same
-    seeded generator gives the same batches.
+    Window starts are drawn with ``torch.randint(..., generator=generator)``,
+    so the same seeded generator gives the same batches.
 
     >>> data = torch.arange(10)
     >>> x, y = get_batch(data, block_size=3, batch_size=2, generator=torch.Generator().manual_seed(0))
@@ -161,18 +235,27 @@ def get_batch(data: torch.Tensor, block_size: int, batch_size: int,
     """
     _check_tokens(data, block_size)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
+        raise ValueError(
+            f"batch_size must be a positive int, got {batch_size!r}"
+        )
+    starts = torch.randint(
+        len(data) - block_size, (batch_size,), generator=generator
+    )  # (B,)
     index = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
     windows = data[index]
-    x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()  # contiguous: .view() works on them
+    x, y = (
+        windows[:, :-1].contiguous(),
+        windows[:, 1:].contiguous(),
+    )  # contiguous: .view() works on them
     return x.to(device), y.to(device)
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    """Every window of ``block_size`` tokens, for ``torch.utils.data.DataLoader`` users.
+    """Every window of ``block_size`` tokens, for
+    ``torch.utils.data.DataLoader`` users.
 
-    Item ``i`` is ``(data[i : i + block_size], data[i + 1 : i + block_size + 1])``.
+    Item ``i`` is ``(data[i : i + block_size], data[i + 1 : i + block_size +
+    1])``.
     """
 
     def __init__(self, data: torch.Tensor, block_size: int):
@@ -185,6 +268,10 @@ class TokenDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         if not -len(self) <= i < len(self):
-            raise IndexError(f"window {i} out of range for {len(self)} windows")
+            raise IndexError(
+                f"window {i} out of range for {len(self)} windows"
+            )
         i = i % len(self)
-        return self.data[i:i + self.block_size], self.data[i + 1:i + self.block_size + 1]
+        return self.data[i : i + self.block_size], self.data[
+            i + 1 : i + self.block_size + 1
+        ]

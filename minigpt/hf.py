@@ -1,11 +1,12 @@
-"""Moving weights between minigpt's GPT and Hugging Face's ``GPT2LMHeadModel``.
+"""Moving weights between minigpt's GPT and Hugging Face's
+``GPT2LMHeadModel``.
 
-The two share every parameter name (``transformer.h.0.attn.c_attn.weight`` ...).
-One difference: GPT-2 implements its projections with ``Conv1D``, which stores a
-weight of shape (in, out), while ``nn.Linear`` stores (out, in). So the weights
-of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way through; every
-other tensor is copied as is. ``transformers`` is imported only when a function
-here is called.
+The two share every parameter name (``transformer.h.0.attn.c_attn.weight``
+...). One difference: GPT-2 implements its projections with ``Conv1D``, which stores a
+weight of shape (in, out), while ``nn.Linear`` stores (out, in). So the
+weights of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way
+through; every other tensor is copied as is. ``transformers`` is imported only
+when a function here is called.
 
     >>> import tempfile
     >>> from minigpt.tokenizer import train_bpe
@@ -32,13 +33,31 @@ from minigpt.common import seeded_rng
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import EOT, HFBPETokenizer
 
-__all__ = ["from_hf", "to_hf", "to_hf_tokenizer", "save_pretrained", "load_pretrained", "CONV1D_SUFFIXES"]
+__all__ = [
+    "from_hf",
+    "to_hf",
+    "to_hf_tokenizer",
+    "save_pretrained",
+    "load_pretrained",
+    "CONV1D_SUFFIXES",
+]
 
-# parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out, in)
-CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-# HF's names for the two GELUs of GPTConfig.gelu ("gelu_pytorch_tanh" computes the same tanh form)
+# parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out,
+# in)
+CONV1D_SUFFIXES = (
+    "attn.c_attn.weight",
+    "attn.c_proj.weight",
+    "mlp.c_fc.weight",
+    "mlp.c_proj.weight",
+)
+# HF's names for the two GELUs of GPTConfig.gelu ("gelu_pytorch_tanh" computes
+# the same tanh form)
 HF_ACTIVATION = {"tanh": "gelu_new", "exact": "gelu"}
-GELU_OF_HF = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "exact"}
+GELU_OF_HF = {
+    "gelu_new": "tanh",
+    "gelu_pytorch_tanh": "tanh",
+    "gelu": "exact",
+}
 
 
 def _is_conv1d(name: str) -> bool:
@@ -46,58 +65,99 @@ def _is_conv1d(name: str) -> bool:
 
 
 def _check_hf_config(hf_config) -> None:
-    """Raise ValueError for any GPT-2 option minigpt's GPT does not implement."""
+    """Raise ValueError for any GPT-2 option minigpt's GPT does not
+    implement."""
     n_inner = hf_config.n_inner
     problems = {
-        "activation_function": (hf_config.activation_function in GELU_OF_HF,
-                                f"{hf_config.activation_function!r}, minigpt has the tanh GELU ('gelu_new') "
-                                "and the exact one ('gelu')"),
-        "n_inner": (n_inner in (None, 4 * hf_config.n_embd), f"{n_inner}, minigpt's MLP is 4 * n_embd wide"),
-        "layer_norm_epsilon": (hf_config.layer_norm_epsilon == 1e-5,
-                               f"{hf_config.layer_norm_epsilon}, minigpt uses 1e-5"),
-        "scale_attn_weights": (hf_config.scale_attn_weights, "False, minigpt scales by 1/sqrt(head_dim)"),
-        "scale_attn_by_inverse_layer_idx": (not hf_config.scale_attn_by_inverse_layer_idx,
-                                            "True, minigpt does not rescale by layer"),
-        "add_cross_attention": (not hf_config.add_cross_attention, "True, minigpt is decoder-only"),
-        "tie_word_embeddings": (getattr(hf_config, "tie_word_embeddings", True),
-                                "False, minigpt ties lm_head to wte"),
+        "activation_function": (
+            hf_config.activation_function in GELU_OF_HF,
+            f"{hf_config.activation_function!r}, minigpt has the tanh GELU "
+            "('gelu_new') "
+            "and the exact one ('gelu')",
+        ),
+        "n_inner": (
+            n_inner in (None, 4 * hf_config.n_embd),
+            f"{n_inner}, minigpt's MLP is 4 * n_embd wide",
+        ),
+        "layer_norm_epsilon": (
+            hf_config.layer_norm_epsilon == 1e-5,
+            f"{hf_config.layer_norm_epsilon}, minigpt uses 1e-5",
+        ),
+        "scale_attn_weights": (
+            hf_config.scale_attn_weights,
+            "False, minigpt scales by 1/sqrt(head_dim)",
+        ),
+        "scale_attn_by_inverse_layer_idx": (
+            not hf_config.scale_attn_by_inverse_layer_idx,
+            "True, minigpt does not rescale by layer",
+        ),
+        "add_cross_attention": (
+            not hf_config.add_cross_attention,
+            "True, minigpt is decoder-only",
+        ),
+        "tie_word_embeddings": (
+            getattr(hf_config, "tie_word_embeddings", True),
+            "False, minigpt ties lm_head to wte",
+        ),
     }
     bad = [f"{name}={why}" for name, (ok, why) in problems.items() if not ok]
     if bad:
-        raise ValueError("this GPT-2 configuration cannot be represented by minigpt's GPT: " + "; ".join(bad))
+        raise ValueError(
+            "this GPT-2 configuration cannot be represented by minigpt's "
+            "GPT: " + "; ".join(bad)
+        )
 
 
 def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
-    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (dropout chosen by the caller)."""
+    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (dropout chosen
+    by the caller)."""
     _check_hf_config(hf_config)
-    return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions, n_layer=hf_config.n_layer,
-                     n_head=hf_config.n_head, n_embd=hf_config.n_embd, dropout=dropout, bias=True, norm="pre",
-                     gelu=GELU_OF_HF[hf_config.activation_function])
+    return GPTConfig(
+        vocab_size=hf_config.vocab_size,
+        block_size=hf_config.n_positions,
+        n_layer=hf_config.n_layer,
+        n_head=hf_config.n_head,
+        n_embd=hf_config.n_embd,
+        dropout=dropout,
+        bias=True,
+        norm="pre",
+        gelu=GELU_OF_HF[hf_config.activation_function],
+    )
 
 
 def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
-    """A minigpt GPT holding the weights of a ``GPT2LMHeadModel`` (or of a folder saved by one).
+    """A minigpt GPT holding the weights of a ``GPT2LMHeadModel`` (or of a
+    folder saved by one).
 
-    ``dropout`` defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with its recipe.
-    The result is in eval mode.
+    ``dropout`` defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with
+    its recipe. The result is in eval mode.
     """
     from transformers import GPT2LMHeadModel
 
     if isinstance(model_or_path, (str, Path)):
         if not Path(model_or_path).is_dir():
-            raise FileNotFoundError(f"no folder at {model_or_path!s}: pass a GPT2LMHeadModel or a folder written "
-                                    "by save_pretrained (config.json + model.safetensors)")
+            raise FileNotFoundError(
+                f"no folder at {model_or_path!s}: pass a GPT2LMHeadModel or "
+                "a folder written "
+                "by save_pretrained (config.json + model.safetensors)"
+            )
         model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
     if not isinstance(model_or_path, GPT2LMHeadModel):
-        raise TypeError(f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
-                        f"got {type(model_or_path).__name__}")
-    with seeded_rng():  # the weights are replaced below: leave the caller's random state alone
+        raise TypeError(
+            f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
+            f"got {type(model_or_path).__name__}"
+        )
+    # the weights are replaced below: leave the caller's random state alone
+    with seeded_rng():
         gpt = GPT(config_from_hf(model_or_path.config, dropout))
     hf_state = model_or_path.state_dict()
     state = {}
     for name in gpt.state_dict():
         if name not in hf_state:
-            raise KeyError(f"GPT-2 state dict has no {name!r}; is this a GPT2LMHeadModel?")
+            raise KeyError(
+                f"GPT-2 state dict has no {name!r}; is this a "
+                "GPT2LMHeadModel?"
+            )
         tensor = hf_state[name]
         state[name] = tensor.t() if _is_conv1d(name) else tensor
     gpt.load_state_dict(state)
@@ -105,95 +165,165 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
 
 
 def to_hf(gpt: GPT, eot_id: int | None = None):
-    """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval mode.
+    """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval
+    mode.
 
-    GPT-2's blocks are pre-LN (``norm="pre"``); a GPT without biases (``bias=False``)
-    converts with every bias set to zero, which computes the same function. ``eot_id`` is the
-    end-of-text token, which the HF config records as its begin/end-of-text id and which
-    ``generate`` stops at and pads with; by default the last id (GPT-2's own 50256 for its
-    vocabulary). Pass your tokenizer's (``tokenizer.eot_id``) or let :func:`save_pretrained` do it.
+    GPT-2's blocks are pre-LN (``norm="pre"``); a GPT without biases
+    (``bias=False``) converts with every bias set to zero, which computes the
+    same function. ``eot_id`` is the end-of-text token, which the HF config
+    records as its begin/end-of-text id and which ``generate`` stops at and
+    pads with; by default the last id (GPT-2's own 50256 for its vocabulary).
+    Pass your tokenizer's (``tokenizer.eot_id``) or let
+    :func:`save_pretrained` do it.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = gpt.config
     if config.norm != "pre":
-        raise ValueError(f"GPT-2's blocks are pre-LN; this GPT has norm={config.norm!r}. "
-                         "Only GPTConfig(norm='pre') converts to GPT2LMHeadModel")
+        raise ValueError(
+            f"GPT-2's blocks are pre-LN; this GPT has norm={config.norm!r}. "
+            "Only GPTConfig(norm='pre') converts to GPT2LMHeadModel"
+        )
     eot_id = config.vocab_size - 1 if eot_id is None else eot_id
-    if isinstance(eot_id, bool) or not isinstance(eot_id, int) or not 0 <= eot_id < config.vocab_size:
-        raise ValueError(f"eot_id must be a token id in 0..{config.vocab_size - 1}, got {eot_id!r}: "
-                         "pass tokenizer.eot_id")
-    hf_config = GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
-                           n_layer=config.n_layer, n_head=config.n_head, activation_function=HF_ACTIVATION[config.gelu],
-                           resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-                           layer_norm_epsilon=1e-5, bos_token_id=eot_id, eos_token_id=eot_id,
-                           tie_word_embeddings=True)
+    if (
+        isinstance(eot_id, bool)
+        or not isinstance(eot_id, int)
+        or not 0 <= eot_id < config.vocab_size
+    ):
+        raise ValueError(
+            f"eot_id must be a token id in 0..{config.vocab_size - 1}, got "
+            f"{eot_id!r}: "
+            "pass tokenizer.eot_id"
+        )
+    hf_config = GPT2Config(
+        vocab_size=config.vocab_size,
+        n_positions=config.block_size,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        activation_function=HF_ACTIVATION[config.gelu],
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        layer_norm_epsilon=1e-5,
+        bos_token_id=eot_id,
+        eos_token_id=eot_id,
+        tie_word_embeddings=True,
+    )
     hf_model = GPT2LMHeadModel(hf_config)
-    state = {name: (t.t() if _is_conv1d(name) else t) for name, t in gpt.state_dict().items()}
+    state = {
+        name: (t.t() if _is_conv1d(name) else t)
+        for name, t in gpt.state_dict().items()
+    }
     if not config.bias:  # the same function: every bias zero
-        state |= {name: torch.zeros_like(t) for name, t in hf_model.state_dict().items()
-                  if name.endswith(".bias") and name not in state}
+        state |= {
+            name: torch.zeros_like(t)
+            for name, t in hf_model.state_dict().items()
+            if name.endswith(".bias") and name not in state
+        }
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
-    missing = [name for name in missing if name != "lm_head.weight"]  # tied to wte, filled by it
+    missing = [
+        name for name in missing if name != "lm_head.weight"
+    ]  # tied to wte, filled by it
     if missing or unexpected:
-        raise RuntimeError(f"weight names did not line up: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(
+            f"weight names did not line up: missing {missing}, unexpected "
+            f"{unexpected}"
+        )
     hf_model.tie_weights()
     return hf_model.to(gpt.transformer.wte.weight.device).eval()
 
 
-def to_hf_tokenizer(tokenizer: HFBPETokenizer, model_max_length: int | None = None):
-    """``tokenizer`` as a ``transformers.GPT2TokenizerFast`` with ``"<|endoftext|>"`` as its
-    begin, end and unknown token, as GPT-2's own tokenizer has. It encodes and decodes every
-    text exactly as ``tokenizer`` does. ``model_max_length``: the model's context (block_size).
+def to_hf_tokenizer(
+    tokenizer: HFBPETokenizer, model_max_length: int | None = None
+):
+    """``tokenizer`` as a ``transformers.GPT2TokenizerFast`` with
+    ``"<|endoftext|>"`` as its begin, end and unknown token, as GPT-2's own
+    tokenizer has. It encodes and decodes every text exactly as ``tokenizer``
+    does. ``model_max_length``: the model's context (block_size).
 
-    Only byte-level BPE converts (:func:`minigpt.tokenizer.train_bpe`'s tokenizers): GPT-2's
-    tokenizer class is byte-level BPE.
+    Only byte-level BPE converts (:func:`minigpt.tokenizer.train_bpe`'s
+    tokenizers): GPT-2's tokenizer class is byte-level BPE.
     """
     from transformers import GPT2TokenizerFast
 
     if not isinstance(tokenizer, HFBPETokenizer):
-        raise TypeError(f"only a byte-level BPE tokenizer from minigpt.tokenizer.train_bpe converts to GPT-2's "
-                        f"tokenizer, got {type(tokenizer).__name__}; train one with train_bpe(text, vocab_size)")
-    extra = {} if model_max_length is None else {"model_max_length": model_max_length}
-    return GPT2TokenizerFast(tokenizer_object=tokenizer.tokenizer, bos_token=EOT, eos_token=EOT, unk_token=EOT,
-                             **extra)
+        raise TypeError(
+            "only a byte-level BPE tokenizer from "
+            "minigpt.tokenizer.train_bpe converts to GPT-2's "
+            f"tokenizer, got {type(tokenizer).__name__}; train one with "
+            "train_bpe(text, vocab_size)"
+        )
+    extra = (
+        {}
+        if model_max_length is None
+        else {"model_max_length": model_max_length}
+    )
+    return GPT2TokenizerFast(
+        tokenizer_object=tokenizer.tokenizer,
+        bos_token=EOT,
+        eos_token=EOT,
+        unk_token=EOT,
+        **extra,
+    )
 
 
 def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
-    """Write ``gpt`` and ``tokenizer`` as a folder that Hugging Face loads, like a hub model:
+    """Write ``gpt`` and ``tokenizer`` as a folder that Hugging Face loads,
+    like a hub model:
 
         config.json, generation_config.json, model.safetensors     GPT2LMHeadModel.from_pretrained(path)
         tokenizer.json, tokenizer_config.json                      AutoTokenizer.from_pretrained(path)
 
-    ``pipeline("text-generation", model=path)`` then works too. The end-of-text id of the
-    model config is the tokenizer's ``eot_id``. Files are written to a temporary folder and
-    each is moved into ``path`` with ``os.replace``, so a crash never leaves half a file.
+    ``pipeline("text-generation", model=path)`` then works too. The
+    end-of-text id of the model config is the tokenizer's ``eot_id``. Files
+    are written to a temporary folder and each is moved into ``path`` with
+    ``os.replace``, so a crash never leaves half a file.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} is a file; save_pretrained writes a folder: pass a folder path")
-    if not isinstance(tokenizer, HFBPETokenizer):  # before any file is written
+        raise FileExistsError(
+            f"{path} is a file; save_pretrained writes a folder: pass a "
+            "folder path"
+        )
+    if not isinstance(
+        tokenizer, HFBPETokenizer
+    ):  # before any file is written
         to_hf_tokenizer(tokenizer)
     if tokenizer.vocab_size > gpt.config.vocab_size:
-        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                         f"{gpt.config.vocab_size} embeddings: save the tokenizer the model was trained with")
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model "
+            "only "
+            f"{gpt.config.vocab_size} embeddings: save the tokenizer the "
+            "model was trained with"
+        )
     hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)
-    hf_model.generation_config.pad_token_id = tokenizer.eot_id  # GPT-2 has no padding token; pad with end-of-text
+    hf_model.generation_config.pad_token_id = (
+        tokenizer.eot_id
+    )  # GPT-2 has no padding token; pad with end-of-text
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.tmp-", dir=path.parent) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=f".{path.name}.tmp-", dir=path.parent
+    ) as tmp:
         hf_model.save_pretrained(tmp)  # safetensors weights, never a pickle
         to_hf_tokenizer(tokenizer, gpt.config.block_size).save_pretrained(tmp)
         path.mkdir(exist_ok=True)
-        for file in sorted(Path(tmp).iterdir()):  # file by file: other files in ``path`` stay
+        for file in sorted(
+            Path(tmp).iterdir()
+        ):  # file by file: other files in ``path`` stay
             os.replace(file, path / file.name)
     return path
 
 
 def load_pretrained(path) -> tuple[GPT, HFBPETokenizer]:
-    """The ``(GPT, tokenizer)`` of a folder written by :func:`save_pretrained` (or any GPT-2
+    """The ``(GPT, tokenizer)`` of a folder written by :func:`save_pretrained`
+    (or any GPT-2
     folder that has a ``tokenizer.json``), as minigpt objects."""
     path = Path(path)
     if not (path / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {path}: load_pretrained reads folders written by "
-                                "minigpt.hf.save_pretrained; for weights alone use from_hf(path)")
+        raise FileNotFoundError(
+            f"no tokenizer.json in {path}: load_pretrained reads folders "
+            "written by "
+            "minigpt.hf.save_pretrained; for weights alone use from_hf(path)"
+        )
     return from_hf(path), HFBPETokenizer.load(path / "tokenizer.json")

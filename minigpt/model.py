@@ -1,4 +1,5 @@
-"""The GPT: a decoder-only Transformer whose weights map one-to-one onto GPT-2's.
+"""The GPT: a decoder-only Transformer whose weights map one-to-one onto
+GPT-2's.
 
     idx (B, T) token ids
       -> wte(idx) + wpe(0..T-1)                  token + learned position embeddings (B, T, C)
@@ -7,8 +8,10 @@
 
 Two placements of LayerNorm are offered (``GPTConfig.norm``):
 
-- ``"pre"`` (GPT-2, the default):  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
-- ``"post"`` (the 2017 Transformer): x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))
+- ``"pre"`` (GPT-2, the default):  x = x + attn(ln_1(x));  x = x +
+  mlp(ln_2(x))
+- ``"post"`` (the 2017 Transformer): x = ln_1(x + attn(x)); x = ln_2(x +
+  mlp(x))
 
 The final ``ln_f`` is kept in both, so the two differ only inside the blocks.
 Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
@@ -26,7 +29,14 @@ import torch.nn.functional as F
 from minigpt.attention import KVCache, MultiHeadAttention
 from minigpt.sampling import check_settings, sample_next
 
-__all__ = ["GPTConfig", "MLP", "Block", "GPT", "eval_mode", "without_residual"]
+__all__ = [
+    "GPTConfig",
+    "MLP",
+    "Block",
+    "GPT",
+    "eval_mode",
+    "without_residual",
+]
 
 NORMS = ("pre", "post")
 GELUS = ("tanh", "exact")
@@ -34,15 +44,17 @@ GELUS = ("tanh", "exact")
 
 @dataclass
 class GPTConfig:
-    """The sizes of a GPT. Checked when constructed, so a bad value fails here, not deep in a matmul.
+    """The sizes of a GPT. Checked when constructed, so a bad value fails
+    here, not deep in a matmul.
 
-    vocab_size: number of token ids; block_size: the longest context (positions 0..block_size-1);
-    n_layer blocks of n_head heads; n_embd: the residual width C (a multiple of n_head);
-    dropout: probability in [0, 1); bias: biases in Linear and LayerNorm (GPT-2: True);
-    norm: "pre" (GPT-2) or "post" (the 2017 Transformer);
-    gelu: the MLP's activation, "tanh" (GPT-2's approximation) or "exact" (the erf form that
-    nanoGPT and BERT use). The two differ by less than 1e-3; PyTorch's CPU kernel for the exact
-    one is the faster (the Performance appendix measures by how much).
+    vocab_size: number of token ids; block_size: the longest context
+    (positions 0..block_size-1); n_layer blocks of n_head heads; n_embd: the
+    residual width C (a multiple of n_head); dropout: probability in [0, 1);
+    bias: biases in Linear and LayerNorm (GPT-2: True); norm: "pre" (GPT-2) or
+    "post" (the 2017 Transformer); gelu: the MLP's activation, "tanh" (GPT-2's
+    approximation) or "exact" (the erf form that nanoGPT and BERT use). The
+    two differ by less than 1e-3; PyTorch's CPU kernel for the exact one is
+    the faster (the Performance appendix measures by how much).
     """
 
     vocab_size: int
@@ -56,23 +68,52 @@ class GPTConfig:
     gelu: str = "tanh"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name in (
+            "vocab_size",
+            "block_size",
+            "n_layer",
+            "n_head",
+            "n_embd",
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"GPTConfig.{name} must be a positive int, got {value!r}"
+                )
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig.n_embd={self.n_embd} must be divisible by n_head={self.n_head} "
-                             f"(each head gets n_embd // n_head dimensions); e.g. n_embd="
-                             f"{self.n_head * max(1, round(self.n_embd / self.n_head))}")
-        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) \
-                or not 0 <= self.dropout < 1:
-            raise ValueError(f"GPTConfig.dropout must be a probability in [0, 1), got {self.dropout!r}")
+            raise ValueError(
+                f"GPTConfig.n_embd={self.n_embd} must be divisible by "
+                f"n_head={self.n_head} "
+                f"(each head gets n_embd // n_head dimensions); e.g. n_embd="
+                f"{self.n_head * max(1, round(self.n_embd / self.n_head))}"
+            )
+        if (
+            not isinstance(self.dropout, (int, float))
+            or isinstance(self.dropout, bool)
+            or not 0 <= self.dropout < 1
+        ):
+            raise ValueError(
+                "GPTConfig.dropout must be a probability in [0, 1), got "
+                f"{self.dropout!r}"
+            )
         if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+            raise ValueError(
+                f"GPTConfig.bias must be True or False, got {self.bias!r}"
+            )
         if self.norm not in NORMS:
-            raise ValueError(f"GPTConfig.norm must be 'pre' (GPT-2) or 'post' (2017 Transformer), got {self.norm!r}")
+            raise ValueError(
+                "GPTConfig.norm must be 'pre' (GPT-2) or 'post' (2017 "
+                f"Transformer), got {self.norm!r}"
+            )
         if self.gelu not in GELUS:
-            raise ValueError(f"GPTConfig.gelu must be 'tanh' (GPT-2) or 'exact' (erf, nanoGPT), got {self.gelu!r}")
+            raise ValueError(
+                "GPTConfig.gelu must be 'tanh' (GPT-2) or 'exact' (erf, "
+                f"nanoGPT), got {self.gelu!r}"
+            )
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field."""
@@ -80,26 +121,38 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
-        """The config from :meth:`to_dict`'s output; unknown keys are an error, not ignored."""
+        """The config from :meth:`to_dict`'s output; unknown keys are an
+        error, not ignored."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; expected a subset of {sorted(known)} "
-                             "(was this saved by another program or another version?)")
+            raise ValueError(
+                f"unknown GPTConfig field(s) {unknown}; expected a subset of "
+                f"{sorted(known)} "
+                "(was this saved by another program or another version?)"
+            )
         return cls(**d)
 
     @classmethod
     def gpt2(cls) -> "GPTConfig":
-        """GPT-2 small (124M parameters): 12 layers, 12 heads, width 768, context 1024, 50257 tokens."""
-        return cls(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+        """GPT-2 small (124M parameters): 12 layers, 12 heads, width 768,
+        context 1024, 50257 tokens."""
+        return cls(
+            vocab_size=50257,
+            block_size=1024,
+            n_layer=12,
+            n_head=12,
+            n_embd=768,
+        )
 
 
 @contextmanager
 def eval_mode(model: nn.Module):
-    """Run the ``with`` body with ``model`` in eval mode (no dropout), then restore its previous mode.
+    """Run the ``with`` body with ``model`` in eval mode (no dropout), then
+    restore its previous mode.
 
-    The mode comes back even when the body raises, so an error in evaluation cannot leave a
-    model that was training with its dropout switched off.
+    The mode comes back even when the body raises, so an error in evaluation
+    cannot leave a model that was training with its dropout switched off.
     """
     was_training = model.training
     model.eval()
@@ -116,17 +169,24 @@ def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
 class MLP(nn.Module):
     """The position-wise feed-forward network: C -> 4C -> GELU -> C.
 
-    GELU(x) = x Phi(x), Phi the standard normal CDF; GPT-2 uses the tanh approximation
-    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), ``config.gelu="exact"`` the erf form.
+    GELU(x) = x Phi(x), Phi the standard normal CDF; GPT-2 uses the tanh
+    approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+    ``config.gelu="exact"`` the erf form.
 
     The same weights act on every position separately: (B, T, C) -> (B, T, C).
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(
+            config.n_embd, 4 * config.n_embd, bias=config.bias
+        )
+        self.gelu = nn.GELU(
+            approximate="tanh" if config.gelu == "tanh" else "none"
+        )
+        self.c_proj = nn.Linear(
+            4 * config.n_embd, config.n_embd, bias=config.bias
+        )
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,22 +194,32 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """One Transformer block: causal multi-head attention, then the MLP, each with a residual.
+    """One Transformer block: causal multi-head attention, then the MLP, each
+    with a residual.
 
     ``norm="pre"``:  x + attn(ln_1(x)), then + mlp(ln_2(.)).
-    ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017 paper's formula.
+    ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017
+    paper's formula.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.norm = config.norm
         self.ln_1 = _layer_norm(config)
-        self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout)
+        self.attn = MultiHeadAttention(
+            config.n_embd,
+            config.n_head,
+            bias=config.bias,
+            dropout=config.dropout,
+        )
         self.ln_2 = _layer_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new positions."""
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new
+        positions."""
         if self.norm == "pre":
             x = x + self.attn(self.ln_1(x), cache)
             return x + self.mlp(self.ln_2(x))
@@ -157,18 +227,25 @@ class Block(nn.Module):
         return self.ln_2(x + self.mlp(x))
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention weights (B, n_head, T, T) this block computes for input x."""
-        return self.attn.attention_weights(self.ln_1(x) if self.norm == "pre" else x)
+        """The attention weights (B, n_head, T, T) this block computes for
+        input x."""
+        return self.attn.attention_weights(
+            self.ln_1(x) if self.norm == "pre" else x
+        )
 
 
-def without_residual(block: Block, args: tuple, output: torch.Tensor) -> torch.Tensor:
-    """A forward hook that makes ``block`` compute its sub-layers with both residual additions removed.
+def without_residual(
+    block: Block, args: tuple, output: torch.Tensor
+) -> torch.Tensor:
+    """A forward hook that makes ``block`` compute its sub-layers with both
+    residual additions removed.
 
-    ``block.register_forward_hook(without_residual)`` replaces the block's output by
-    mlp(ln_2(attn(ln_1(x)))) (pre-LN) or ln_2(mlp(ln_1(attn(x)))) (post-LN), computed from the
-    same input x (B, T, C) and weights. An ablation, not a model: the Transformer chapter
-    measures with it what the residual stream does for the gradients. The block's own output
-    is computed and then dropped, so gradients flow only through the hook's.
+    ``block.register_forward_hook(without_residual)`` replaces the block's
+    output by mlp(ln_2(attn(ln_1(x)))) (pre-LN) or ln_2(mlp(ln_1(attn(x))))
+    (post-LN), computed from the same input x (B, T, C) and weights. An
+    ablation, not a model: the Transformer chapter measures with it what the
+    residual stream does for the gradients. The block's own output is computed
+    and then dropped, so gradients flow only through the hook's.
     """
     x, cache = args[0], (args[1] if len(args) > 1 else None)
     if block.norm == "pre":
@@ -177,28 +254,37 @@ def without_residual(block: Block, args: tuple, output: torch.Tensor) -> torch.T
 
 
 class GPT(nn.Module):
-    """A GPT-2-layout language model. See the module docstring for the data flow."""
+    """A GPT-2-layout language model. See the module docstring for the data
+    flow."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         if not isinstance(config, GPTConfig):
-            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}; "
-                            "e.g. GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))")
+            raise TypeError(
+                f"GPT needs a GPTConfig, got {type(config).__name__}; "
+                "e.g. GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, "
+                "n_head=4, n_embd=128))"
+            )
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-            ln_f=_layer_norm(config),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+                ln_f=_layer_norm(config),
+            )
+        )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix embeds and un-embeds
+        self.lm_head.weight = (
+            self.transformer.wte.weight
+        )  # tied: one matrix embeds and un-embeds
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the two projections that
-        write into the residual stream (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 n_layer),
+        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the
+        two projections that write into the residual stream (attn.c_proj,
+        mlp.c_proj) scaled by 1/sqrt(2 n_layer),
         so the residual's variance does not grow with depth."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -211,74 +297,132 @@ class GPT(nn.Module):
                     nn.init.zeros_(module.bias)
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
         for block in self.transformer.h:
-            nn.init.normal_(block.attn.c_proj.weight, mean=0.0, std=residual_std)
-            nn.init.normal_(block.mlp.c_proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(
+                block.attn.c_proj.weight, mean=0.0, std=residual_std
+            )
+            nn.init.normal_(
+                block.mlp.c_proj.weight, mean=0.0, std=residual_std
+            )
 
     def num_params(self, non_embedding: bool = False) -> int:
         """The number of parameters, the tied head counted once.
 
-        ``non_embedding=True`` leaves out the token and position embedding matrices (the count
-        scaling laws use, Kaplan et al. 2020).
+        ``non_embedding=True`` leaves out the token and position embedding
+        matrices (the count scaling laws use, Kaplan et al. 2020).
         """
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+            n -= (
+                self.transformer.wte.weight.numel()
+                + self.transformer.wpe.weight.numel()
+            )
         return n
 
     def _check_idx(self, idx: torch.Tensor, name: str = "idx") -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
-            what = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"{name} must be a LongTensor of shape (B, T), got {what}; "
-                             "for one sequence use torch.tensor([ids])")
+        if (
+            not isinstance(idx, torch.Tensor)
+            or idx.dim() != 2
+            or idx.dtype != torch.long
+        ):
+            what = (
+                f"{tuple(idx.shape)} {idx.dtype}"
+                if isinstance(idx, torch.Tensor)
+                else type(idx).__name__
+            )
+            raise ValueError(
+                f"{name} must be a LongTensor of shape (B, T), got {what}; "
+                "for one sequence use torch.tensor([ids])"
+            )
         T = idx.size(1)
         if T > self.config.block_size:
-            raise ValueError(f"{name} has {T} positions but block_size is {self.config.block_size}; "
-                             f"pass at most the last {self.config.block_size} tokens, e.g. "
-                             f"{name}[:, -{self.config.block_size}:]")
+            raise ValueError(
+                f"{name} has {T} positions but block_size is "
+                f"{self.config.block_size}; "
+                f"pass at most the last {self.config.block_size} tokens, "
+                "e.g. "
+                f"{name}[:, -{self.config.block_size}:]"
+            )
         if T == 0:
-            raise ValueError(f"{name} is empty (T=0); pass at least one token")
+            raise ValueError(
+                f"{name} is empty (T=0); pass at least one token"
+            )
         if torch.compiler.is_compiling():
-            return  # .item() would split the compiled graph in two; a bad id still fails in the embedding
+            # .item() would split the compiled graph in two; a bad id still
+            # fails in the embedding
+            return
         low, high = idx.min().item(), idx.max().item()
         if low < 0 or high >= self.config.vocab_size:
             bad = low if low < 0 else high
-            raise ValueError(f"{name} contains token id {bad}, outside the vocabulary 0..{self.config.vocab_size - 1}; "
-                             "encode with the tokenizer this model was built for")
+            raise ValueError(
+                f"{name} contains token id {bad}, outside the vocabulary "
+                f"0..{self.config.vocab_size - 1}; "
+                "encode with the tokenizer this model was built for"
+            )
 
-    def _hidden(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+    def _hidden(
+        self, idx: torch.Tensor, caches: list[KVCache] | None = None
+    ) -> torch.Tensor:
         """Embeddings through the blocks and ln_f: (B, T) -> (B, T, C).
 
-        With ``caches`` (one KVCache per layer) the tokens sit at positions len(cache) onwards.
+        With ``caches`` (one KVCache per layer) the tokens sit at positions
+        len(cache) onwards.
         """
         start = len(caches[0]) if caches else 0
         pos = torch.arange(start, start + idx.size(1), device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.drop(
+            self.transformer.wte(idx) + self.transformer.wpe(pos)
+        )
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches else None)
         return self.transformer.ln_f(x)
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """The final hidden states (B, T, C) for ``idx`` (B, T): what ``lm_head`` turns into logits.
+        """The final hidden states (B, T, C) for ``idx`` (B, T): what
+        ``lm_head`` turns into logits.
 
-        Row t summarises tokens 0..t; fine-tuning heads and retrieval read these features.
+        Row t summarises tokens 0..t; fine-tuning heads and retrieval read
+        these features.
         """
         self._check_idx(idx)
         return self._hidden(idx)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab_size) for every position, and the mean cross-entropy with
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab_size) for every position, and the mean
+        cross-entropy with
         ``targets`` (B, T) when given (entries equal to -1 are ignored), else None."""
         logits = self.lm_head(self.hidden_states(idx))
         if targets is None:
             return logits, None
-        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
-        if not torch.compiler.is_compiling() and \
-                (targets.min().item() < -1 or targets.max().item() >= self.config.vocab_size):
-            raise ValueError(f"targets must hold token ids 0..{self.config.vocab_size - 1} or -1 (ignored), "
-                             f"got values from {targets.min().item()} to {targets.max().item()}")
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        if (
+            not isinstance(targets, torch.Tensor)
+            or targets.shape != idx.shape
+        ):
+            got = (
+                tuple(targets.shape)
+                if isinstance(targets, torch.Tensor)
+                else type(targets).__name__
+            )
+            raise ValueError(
+                f"targets must have the shape of idx {tuple(idx.shape)}, got "
+                f"{got}"
+            )
+        if not torch.compiler.is_compiling() and (
+            targets.min().item() < -1
+            or targets.max().item() >= self.config.vocab_size
+        ):
+            raise ValueError(
+                "targets must hold token ids "
+                f"0..{self.config.vocab_size - 1} or -1 (ignored), "
+                f"got values from {targets.min().item()} to "
+                f"{targets.max().item()}"
+            )
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=-1,
+        )
         return logits, loss
 
     def new_caches(self) -> list[KVCache]:
@@ -286,53 +430,83 @@ class GPT(nn.Module):
         return [KVCache() for _ in self.transformer.h]
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None,
-                 generator: torch.Generator | None = None, use_cache: bool = True,
-                 stop_token: int | None = None) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T + max_new_tokens).
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+        stop_token: int | None = None,
+    ) -> torch.Tensor:
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T
+        + max_new_tokens).
 
-        ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in :mod:`minigpt.sampling`;
-        ``generator`` makes sampling reproducible. The model runs in eval mode (no dropout)
-        and its previous mode is restored afterwards.
+        ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in
+        :mod:`minigpt.sampling`; ``generator`` makes sampling reproducible.
+        The model runs in eval mode (no dropout) and its previous mode is
+        restored afterwards.
 
-        With ``use_cache`` the prompt is run once and each new token then costs one position:
-        the keys and values of earlier positions are kept in a KVCache per layer.
+        With ``use_cache`` the prompt is run once and each new token then
+        costs one position: the keys and values of earlier positions are kept
+        in a KVCache per layer.
 
-        Context limit: the prompt may hold at most ``block_size`` tokens (longer is an error).
-        Once prompt + generated tokens exceed ``block_size``, the model sees the last
-        ``block_size`` tokens. Position embeddings are absolute, so sliding that window moves
-        every token to a new position and the cached keys and values no longer apply: the
-        cache is rebuilt from the cropped window, one full forward pass per new token from
-        then on. Cached and uncached generation therefore see the same context and give the
-        same tokens.
+        Context limit: the prompt may hold at most ``block_size`` tokens
+        (longer is an error). Once prompt + generated tokens exceed
+        ``block_size``, the model sees the last ``block_size`` tokens.
+        Position embeddings are absolute, so sliding that window moves every
+        token to a new position and the cached keys and values no longer
+        apply: the cache is rebuilt from the cropped window, one full forward
+        pass per new token from then on. Cached and uncached generation
+        therefore see the same context and give the same tokens.
 
-        ``stop_token``: a row that has generated this id is finished: its later positions repeat
-        the stop token, and generation ends as soon as every row is finished, so the result
-        may be shorter than T + max_new_tokens. Cut each row at its first stop token.
+        ``stop_token``: a row that has generated this id is finished: its
+        later positions repeat the stop token, and generation ends as soon as
+        every row is finished, so the result may be shorter than T +
+        max_new_tokens. Cut each row at its first stop token.
         """
         self._check_idx(idx, "prompt")
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        if stop_token is not None and not (isinstance(stop_token, int) and not isinstance(stop_token, bool)
-                                           and 0 <= stop_token < self.config.vocab_size):
-            raise ValueError(f"stop_token must be a token id in 0..{self.config.vocab_size - 1} or None, "
-                             f"got {stop_token!r}; e.g. tokenizer.encode(\"\\n\")[0]")
+        if (
+            not isinstance(max_new_tokens, int)
+            or isinstance(max_new_tokens, bool)
+            or max_new_tokens < 0
+        ):
+            raise ValueError(
+                f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}"
+            )
+        if stop_token is not None and not (
+            isinstance(stop_token, int)
+            and not isinstance(stop_token, bool)
+            and 0 <= stop_token < self.config.vocab_size
+        ):
+            raise ValueError(
+                "stop_token must be a token id in "
+                f"0..{self.config.vocab_size - 1} or None, "
+                f'got {stop_token!r}; e.g. tokenizer.encode("\\n")[0]'
+            )
         check_settings(temperature, top_k, top_p, self.config.vocab_size)
-        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)  # (B, 1)
+        finished = torch.zeros(
+            idx.size(0), 1, dtype=torch.bool, device=idx.device
+        )  # (B, 1)
         block_size = self.config.block_size
         caches = None
         with eval_mode(self):
             for _ in range(max_new_tokens):
                 if not use_cache:
                     hidden = self._hidden(idx[:, -block_size:])
-                elif caches is None or len(caches[0]) >= block_size:  # first step, or the window slides
+                elif (
+                    caches is None or len(caches[0]) >= block_size
+                ):  # first step, or the window slides
                     caches = self.new_caches()
                     hidden = self._hidden(idx[:, -block_size:], caches)
                 else:  # the cache holds every token but the newest
                     hidden = self._hidden(idx[:, -1:], caches)
                 logits = self.lm_head(hidden[:, -1, :])
-                next_id = sample_next(logits, temperature, top_k, top_p, generator)
+                next_id = sample_next(
+                    logits, temperature, top_k, top_p, generator
+                )
                 if stop_token is not None:
                     next_id = next_id.masked_fill(finished, stop_token)
                     finished |= next_id == stop_token
@@ -343,8 +517,9 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """The attention weights of every layer for ``idx`` (B, T): a list of n_layer
-        tensors (B, n_head, T, T), row i = how position i spreads its attention.
+        """The attention weights of every layer for ``idx`` (B, T): a list of
+        n_layer tensors (B, n_head, T, T), row i = how position i spreads its
+        attention.
         Computed in eval mode (no dropout); the previous mode is restored."""
         self._check_idx(idx)
         pos = torch.arange(idx.size(1), device=idx.device)

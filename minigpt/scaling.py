@@ -1,4 +1,5 @@
-"""Back-of-the-envelope arithmetic of scale: parameters, FLOPs, memory, time, cost, scaling fits.
+"""Back-of-the-envelope arithmetic of scale: parameters, FLOPs, memory, time,
+cost, scaling fits.
 
 Every function is plain arithmetic that a reader can redo by hand::
 
@@ -9,12 +10,13 @@ Every function is plain arithmetic that a reader can redo by hand::
 
 Conventions (Kaplan et al. 2020, "Scaling laws for neural language models"):
 
-- N is the number of parameters *without* the embedding matrices (``non_embedding=True``);
-  embeddings are table look-ups, not matrix multiplications.
-- One multiply-add is 2 FLOPs. A forward pass costs 2 N FLOPs per token for the weight
-  matrices plus 2 n_layer n_ctx d_model for attention over the context; a backward pass
-  costs twice the forward, so training costs 3 x forward = 6 N D (+ the attention term)
-  for D tokens.
+- N is the number of parameters *without* the embedding matrices
+  (``non_embedding=True``); embeddings are table look-ups, not matrix
+  multiplications.
+- One multiply-add is 2 FLOPs. A forward pass costs 2 N FLOPs per token for
+  the weight matrices plus 2 n_layer n_ctx d_model for attention over the
+  context; a backward pass costs twice the forward, so training costs 3 x
+  forward = 6 N D (+ the attention term) for D tokens.
 
 Only ``minigpt.model.GPTConfig`` is imported: this module stands alone.
 """
@@ -27,45 +29,69 @@ import numpy as np
 from minigpt.common import check_positive_int
 from minigpt.model import GPTConfig
 
-__all__ = ["param_count", "forward_flops_per_token", "training_flops", "training_flops_for",
-           "Accelerator", "ACCELERATORS", "training_seconds", "gpu_days", "energy_kwh",
-           "training_memory", "activation_bytes", "PowerLawFit", "fit_power_law"]
+__all__ = [
+    "param_count",
+    "forward_flops_per_token",
+    "training_flops",
+    "training_flops_for",
+    "Accelerator",
+    "ACCELERATORS",
+    "training_seconds",
+    "gpu_days",
+    "energy_kwh",
+    "training_memory",
+    "activation_bytes",
+    "PowerLawFit",
+    "fit_power_law",
+]
 
 
 def _check_config(config) -> None:
     if not isinstance(config, GPTConfig):
-        raise TypeError(f"expected a GPTConfig, got {type(config).__name__}; "
-                        "e.g. GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)")
+        raise TypeError(
+            f"expected a GPTConfig, got {type(config).__name__}; "
+            "e.g. GPTConfig(vocab_size=65, block_size=64, n_layer=4, "
+            "n_head=4, n_embd=128)"
+        )
 
 
 def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a float, or a ValueError naming it when it is not a finite number > 0 (>= 0)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    """``value`` as a float, or a ValueError naming it when it is not a finite
+    number > 0 (>= 0)."""
+    ok = (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise ValueError(
+            f"{name} must be a finite number {bound}, got {value!r}"
+        )
     return float(value)
 
 
 def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
-    """The exact number of parameters of ``GPT(config)``, from the sizes alone.
+    """The exact number of parameters of ``GPT(config)``, from the sizes
+    alone.
 
     With C = n_embd, V = vocab_size, T = block_size, L = n_layer:
 
-    - token and position embeddings: V C + T C (the output head is tied to the token
-      embedding, so it adds nothing);
-    - each block: attention c_attn (C x 3C) and c_proj (C x C), MLP c_fc (C x 4C) and
-      c_proj (4C x C): 12 C^2 weights; with ``bias`` also 3C + C + 4C + C = 9C biases;
-      two LayerNorms: 2C gains (+ 2C biases);
+    - token and position embeddings: V C + T C (the output head is tied to the
+      token embedding, so it adds nothing);
+    - each block: attention c_attn (C x 3C) and c_proj (C x C), MLP c_fc (C x
+      4C) and c_proj (4C x C): 12 C^2 weights; with ``bias`` also 3C + C + 4C
+      + C = 9C biases; two LayerNorms: 2C gains (+ 2C biases);
     - the final LayerNorm: C (+ C).
 
     GPT-2 small (V=50257, T=1024, L=12, C=768) has 124,439,808.
-    ``non_embedding=True`` leaves out V C + T C, as :meth:`minigpt.model.GPT.num_params` does.
+    ``non_embedding=True`` leaves out V C + T C, as
+    :meth:`minigpt.model.GPT.num_params` does.
     """
     _check_config(config)
     C, b = config.n_embd, int(config.bias)
-    norm = C * (1 + b)                               # one LayerNorm: gain (+ bias)
+    norm = C * (1 + b)  # one LayerNorm: gain (+ bias)
     block = 12 * C * C + b * 9 * C + 2 * norm
     n = config.n_layer * block + norm
     if not non_embedding:
@@ -73,39 +99,61 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     return n
 
 
-def forward_flops_per_token(n_params: float, n_layer: int = 0, n_ctx: int = 0, d_model: int = 0) -> float:
-    """FLOPs of one forward pass per token: 2 N + 2 n_layer n_ctx d_model (Kaplan et al. 2020, Table 1).
+def forward_flops_per_token(
+    n_params: float, n_layer: int = 0, n_ctx: int = 0, d_model: int = 0
+) -> float:
+    """FLOPs of one forward pass per token: 2 N + 2 n_layer n_ctx d_model
+    (Kaplan et al. 2020, Table 1).
 
-    2 N: every weight takes part in one multiply-add per token. The second term is attention
-    to the context (scores Q K^T and the weighted sum of V, averaged over a causal
-    context); leave n_layer, n_ctx, d_model at 0 to count the weights only.
+    2 N: every weight takes part in one multiply-add per token. The second
+    term is attention to the context (scores Q K^T and the weighted sum of V,
+    averaged over a causal context); leave n_layer, n_ctx, d_model at 0 to
+    count the weights only.
     """
     n = _check_positive("n_params", n_params)
-    for name, value in (("n_layer", n_layer), ("n_ctx", n_ctx), ("d_model", d_model)):
+    for name, value in (
+        ("n_layer", n_layer),
+        ("n_ctx", n_ctx),
+        ("d_model", d_model),
+    ):
         _check_positive(name, value, allow_zero=True)
     return 2 * n + 2 * n_layer * n_ctx * d_model
 
 
-def training_flops(n_params: float, n_tokens: float, n_layer: int = 0, n_ctx: int = 0, d_model: int = 0) -> float:
-    """Training FLOPs for ``n_tokens`` tokens: 3 x forward (backward = 2 x forward).
+def training_flops(
+    n_params: float,
+    n_tokens: float,
+    n_layer: int = 0,
+    n_ctx: int = 0,
+    d_model: int = 0,
+) -> float:
+    """Training FLOPs for ``n_tokens`` tokens: 3 x forward (backward = 2 x
+    forward).
 
-    = 6 N D + 6 n_layer n_ctx d_model D. GPT-3 (N = 175e9, D = 300e9): 6 N D = 3.15e23,
-    the 3.14e23 that Brown et al. (2020) report.
+    = 6 N D + 6 n_layer n_ctx d_model D. GPT-3 (N = 175e9, D = 300e9): 6 N D =
+    3.15e23, the 3.14e23 that Brown et al. (2020) report.
     """
     d = _check_positive("n_tokens", n_tokens)
     return 3 * forward_flops_per_token(n_params, n_layer, n_ctx, d_model) * d
 
 
 def training_flops_for(config: GPTConfig, n_tokens: float) -> float:
-    """:func:`training_flops` for a GPTConfig: non-embedding N, n_ctx = block_size, d_model = n_embd."""
+    """:func:`training_flops` for a GPTConfig: non-embedding N, n_ctx =
+    block_size, d_model = n_embd."""
     _check_config(config)
-    return training_flops(param_count(config, non_embedding=True), n_tokens,
-                          config.n_layer, config.block_size, config.n_embd)
+    return training_flops(
+        param_count(config, non_embedding=True),
+        n_tokens,
+        config.n_layer,
+        config.block_size,
+        config.n_embd,
+    )
 
 
 @dataclass(frozen=True)
 class Accelerator:
-    """An accelerator's datasheet numbers: dense peak FLOP/s at the stated precision and board power."""
+    """An accelerator's datasheet numbers: dense peak FLOP/s at the stated
+    precision and board power."""
 
     name: str
     peak_flops: float  # FLOP/s, dense (no structured sparsity)
@@ -115,92 +163,159 @@ class Accelerator:
 
 
 ACCELERATORS = {
-    "V100": Accelerator("NVIDIA V100 SXM2", 125e12, "FP16 tensor core", 300, "NVIDIA V100 datasheet"),
-    "A100": Accelerator("NVIDIA A100 SXM", 312e12, "BF16/FP16 tensor core", 400, "NVIDIA A100 datasheet"),
-    "H100": Accelerator("NVIDIA H100 SXM", 989e12, "BF16/FP16 tensor core", 700, "NVIDIA H100 datasheet"),
+    "V100": Accelerator(
+        "NVIDIA V100 SXM2",
+        125e12,
+        "FP16 tensor core",
+        300,
+        "NVIDIA V100 datasheet",
+    ),
+    "A100": Accelerator(
+        "NVIDIA A100 SXM",
+        312e12,
+        "BF16/FP16 tensor core",
+        400,
+        "NVIDIA A100 datasheet",
+    ),
+    "H100": Accelerator(
+        "NVIDIA H100 SXM",
+        989e12,
+        "BF16/FP16 tensor core",
+        700,
+        "NVIDIA H100 datasheet",
+    ),
 }
 
 
-def training_seconds(flops: float, peak_flops: float, utilisation: float = 0.4, n_devices: int = 1) -> float:
+def training_seconds(
+    flops: float,
+    peak_flops: float,
+    utilisation: float = 0.4,
+    n_devices: int = 1,
+) -> float:
     """Wall-clock seconds = flops / (n_devices x peak_flops x utilisation).
 
-    ``utilisation`` (model FLOPs utilisation, MFU) is the fraction of the peak a real run
-    achieves, in (0, 1]; large runs report roughly 0.3-0.5.
+    ``utilisation`` (model FLOPs utilisation, MFU) is the fraction of the peak
+    a real run achieves, in (0, 1]; large runs report roughly 0.3-0.5.
     """
     f = _check_positive("flops", flops)
     peak = _check_positive("peak_flops", peak_flops)
     u = _check_positive("utilisation", utilisation)
     if u > 1:
-        raise ValueError(f"utilisation is a fraction of the peak in (0, 1], got {utilisation!r}; "
-                         "write 40% as 0.4")
+        raise ValueError(
+            "utilisation is a fraction of the peak in (0, 1], got "
+            f"{utilisation!r}; "
+            "write 40% as 0.4"
+        )
     check_positive_int("n_devices", n_devices)
     return f / (n_devices * peak * u)
 
 
-def gpu_days(flops: float, accelerator: Accelerator, utilisation: float = 0.4) -> float:
-    """Device-days (one device running for one day = 1) to do ``flops`` at ``utilisation``."""
+def gpu_days(
+    flops: float, accelerator: Accelerator, utilisation: float = 0.4
+) -> float:
+    """Device-days (one device running for one day = 1) to do ``flops`` at
+    ``utilisation``."""
     if not isinstance(accelerator, Accelerator):
-        raise TypeError(f"accelerator must be an Accelerator, e.g. ACCELERATORS['A100'], got {accelerator!r}")
-    return training_seconds(flops, accelerator.peak_flops, utilisation) / 86400
+        raise TypeError(
+            "accelerator must be an Accelerator, e.g. ACCELERATORS['A100'], "
+            f"got {accelerator!r}"
+        )
+    return (
+        training_seconds(flops, accelerator.peak_flops, utilisation) / 86400
+    )
 
 
 def energy_kwh(device_hours: float, watts: float, pue: float = 1.1) -> float:
     """Energy in kWh = device_hours x watts x PUE / 1000.
 
-    ``pue`` (power usage effectiveness >= 1) scales the devices' power to the whole data
-    centre's (cooling, networking). An estimate: real boards draw less than their maximum.
+    ``pue`` (power usage effectiveness >= 1) scales the devices' power to the
+    whole data centre's (cooling, networking). An estimate: real boards draw
+    less than their maximum.
     """
     hours = _check_positive("device_hours", device_hours, allow_zero=True)
     w = _check_positive("watts", watts)
     p = _check_positive("pue", pue)
     if p < 1:
-        raise ValueError(f"pue is total facility power / IT power, so it is >= 1, got {pue!r}")
+        raise ValueError(
+            "pue is total facility power / IT power, so it is >= 1, got "
+            f"{pue!r}"
+        )
     return hours * w * p / 1000
 
 
-def activation_bytes(config: GPTConfig, batch_size: int, seq_len: int | None = None,
-                     bytes_per_value: int = 4) -> int:
+def activation_bytes(
+    config: GPTConfig,
+    batch_size: int,
+    seq_len: int | None = None,
+    bytes_per_value: int = 4,
+) -> int:
     """Bytes of activations that one forward pass keeps for the backward pass.
 
-    Per token and block (fused attention, dropout 0): LayerNorm inputs 2C, attention input
-    C, Q/K/V 3C, attention output C, MLP input C, GELU input 4C and output 4C, plus the
-    attention's log-sum-exp (n_head) and LayerNorm statistics (4): 16 C + n_head + 4 values.
-    After the blocks: ln_f input and lm_head input 2C, and the log-probabilities V.
-    The written-out attention path would add the T x T weights, n_head T per token.
-    Matches what PyTorch actually saves to within a few per cent (tested).
+    Per token and block (fused attention, dropout 0): LayerNorm inputs 2C,
+    attention input C, Q/K/V 3C, attention output C, MLP input C, GELU input
+    4C and output 4C, plus the attention's log-sum-exp (n_head) and LayerNorm
+    statistics (4): 16 C + n_head + 4 values. After the blocks: ln_f input and
+    lm_head input 2C, and the log-probabilities V. The written-out attention
+    path would add the T x T weights, n_head T per token. Matches what PyTorch
+    actually saves to within a few per cent (tested).
     """
     _check_config(config)
     T = config.block_size if seq_len is None else seq_len
-    for name, value in (("batch_size", batch_size), ("seq_len", T), ("bytes_per_value", bytes_per_value)):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("seq_len", T),
+        ("bytes_per_value", bytes_per_value),
+    ):
         check_positive_int(name, value)
     if T > config.block_size:
-        raise ValueError(f"seq_len={T} exceeds block_size={config.block_size}; the model cannot see more")
+        raise ValueError(
+            f"seq_len={T} exceeds block_size={config.block_size}; the model "
+            "cannot see more"
+        )
     C = config.n_embd
-    per_token = config.n_layer * (16 * C + config.n_head + 4) + 2 * C + config.vocab_size
+    per_token = (
+        config.n_layer * (16 * C + config.n_head + 4)
+        + 2 * C
+        + config.vocab_size
+    )
     return batch_size * T * per_token * bytes_per_value
 
 
-def training_memory(n_params: float, precision: str = "fp32", activations: float = 0.0) -> dict:
-    """Bytes needed to train with AdamW: weights, gradients, Adam's two moments, activations.
+def training_memory(
+    n_params: float, precision: str = "fp32", activations: float = 0.0
+) -> dict:
+    """Bytes needed to train with AdamW: weights, gradients, Adam's two
+    moments, activations.
 
-    ``precision="fp32"``: 4 (weights) + 4 (gradients) + 8 (m and v) = 16 bytes per parameter.
-    ``precision="mixed"`` (Rajbhandari et al. 2020, ZeRO): 2 (16-bit weights) + 2 (16-bit
-    gradients) + 12 (fp32 master weights, m and v) = 16 bytes per parameter as well: mixed
-    precision saves time and activation memory, not optimizer memory.
-    Returns a dict of bytes: weights, gradients, optimizer, activations, total.
+    ``precision="fp32"``: 4 (weights) + 4 (gradients) + 8 (m and v) = 16 bytes
+    per parameter. ``precision="mixed"`` (Rajbhandari et al. 2020, ZeRO): 2
+    (16-bit weights) + 2 (16-bit gradients) + 12 (fp32 master weights, m and
+    v) = 16 bytes per parameter as well: mixed precision saves time and
+    activation memory, not optimizer memory. Returns a dict of bytes: weights,
+    gradients, optimizer, activations, total.
     """
     n = _check_positive("n_params", n_params)
     a = _check_positive("activations", activations, allow_zero=True)
     layouts = {"fp32": (4, 4, 8), "mixed": (2, 2, 12)}
     if precision not in layouts:
-        raise ValueError(f"precision must be one of {sorted(layouts)}, got {precision!r}")
+        raise ValueError(
+            f"precision must be one of {sorted(layouts)}, got {precision!r}"
+        )
     w, g, o = (n * k for k in layouts[precision])
-    return {"weights": w, "gradients": g, "optimizer": o, "activations": a, "total": w + g + o + a}
+    return {
+        "weights": w,
+        "gradients": g,
+        "optimizer": o,
+        "activations": a,
+        "total": w + g + o + a,
+    }
 
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    """L(x) = a x^(-alpha) + c, fitted by :func:`fit_power_law`; rmse in the units of L."""
+    """L(x) = a x^(-alpha) + c, fitted by :func:`fit_power_law`; rmse in the
+    units of L."""
 
     a: float
     alpha: float
@@ -211,36 +326,66 @@ class PowerLawFit:
         return self.a * np.asarray(x, dtype=float) ** (-self.alpha) + self.c
 
 
-def _linear_fit(x: np.ndarray, y: np.ndarray, alpha: float, offset: bool) -> tuple[float, float, float]:
-    """For a fixed alpha, L is linear in (a, c): least squares gives (a, c, sum of squares)."""
+def _linear_fit(
+    x: np.ndarray, y: np.ndarray, alpha: float, offset: bool
+) -> tuple[float, float, float]:
+    """For a fixed alpha, L is linear in (a, c): least squares gives (a, c,
+    sum of squares)."""
     columns = [x ** (-alpha)] + ([np.ones_like(x)] if offset else [])
     design = np.stack(columns, axis=1)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = design @ coef - y
-    return float(coef[0]), float(coef[1]) if offset else 0.0, float(residual @ residual)
+    return (
+        float(coef[0]),
+        float(coef[1]) if offset else 0.0,
+        float(residual @ residual),
+    )
 
 
-def fit_power_law(x, y, offset: bool = True, alpha_max: float = 3.0) -> PowerLawFit:
-    """Least-squares fit of y = a x^(-alpha) + c (``offset=False``: c = 0), with NumPy only.
+def fit_power_law(
+    x, y, offset: bool = True, alpha_max: float = 3.0
+) -> PowerLawFit:
+    """Least-squares fit of y = a x^(-alpha) + c (``offset=False``: c = 0),
+    with NumPy only.
 
-    For a fixed alpha the model is linear in (a, c), solved exactly by least squares; the
-    one remaining number, alpha, is found by a grid over (0, alpha_max] refined by golden-
-    section search ("variable projection"). x and y are 1-D, positive, of equal length,
-    with at least 3 points (4 with an offset, so the fit is not exact by construction).
+    For a fixed alpha the model is linear in (a, c), solved exactly by least
+    squares; the one remaining number, alpha, is found by a grid over (0,
+    alpha_max] refined by golden- section search ("variable projection"). x
+    and y are 1-D, positive, of equal length, with at least 3 points (4 with
+    an offset, so the fit is not exact by construction).
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     need = 4 if offset else 3
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be 1-D of the same length, got shapes {x.shape} and {y.shape}")
+        raise ValueError(
+            f"x and y must be 1-D of the same length, got shapes {x.shape} "
+            f"and {y.shape}"
+        )
     if len(x) < need:
-        raise ValueError(f"fitting a power law{' with an offset' if offset else ''} needs at least {need} "
-                         f"points, got {len(x)}; add sizes or use offset=False")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
-        raise ValueError(f"x and y must be finite and > 0 (a power law of sizes and losses), got x={x}, y={y}")
+        raise ValueError(
+            f"fitting a power law{' with an offset' if offset else ''} needs "
+            f"at least {need} "
+            f"points, got {len(x)}; add sizes or use offset=False"
+        )
+    if not (
+        np.all(np.isfinite(x))
+        and np.all(np.isfinite(y))
+        and np.all(x > 0)
+        and np.all(y > 0)
+    ):
+        raise ValueError(
+            "x and y must be finite and > 0 (a power law of sizes and "
+            f"losses), got x={x}, y={y}"
+        )
     if len(np.unique(x)) < need:
-        raise ValueError(f"x needs at least {need} distinct values, got {len(np.unique(x))}")
-    xs = x / np.exp(np.mean(np.log(x)))  # rescale x for conditioning; a is rescaled back below
+        raise ValueError(
+            f"x needs at least {need} distinct values, got "
+            f"{len(np.unique(x))}"
+        )
+    xs = x / np.exp(
+        np.mean(np.log(x))
+    )  # rescale x for conditioning; a is rescaled back below
 
     def sse(alpha: float) -> float:
         return _linear_fit(xs, y, alpha, offset)[2]
@@ -257,5 +402,9 @@ def fit_power_law(x, y, offset: bool = True, alpha_max: float = 3.0) -> PowerLaw
             lo = m1
     alpha = (lo + hi) / 2
     a, c, s = _linear_fit(xs, y, alpha, offset)
-    a *= np.exp(np.mean(np.log(x))) ** alpha  # a xs^-alpha = a scale^alpha x^-alpha
-    return PowerLawFit(a=float(a), alpha=float(alpha), c=float(c), rmse=math.sqrt(s / len(x)))
+    a *= (
+        np.exp(np.mean(np.log(x))) ** alpha
+    )  # a xs^-alpha = a scale^alpha x^-alpha
+    return PowerLawFit(
+        a=float(a), alpha=float(alpha), c=float(c), rmse=math.sqrt(s / len(x))
+    )

@@ -1,21 +1,22 @@
 """Tokenizers: text to integer ids and back, behind one interface.
 
-Every tokenizer here has ``encode(text) -> list[int]``, ``decode(ids) -> str``,
-``vocab_size``, ``save(path)`` and ``load(path)``; :func:`load_tokenizer` loads
-whichever kind was saved.
+Every tokenizer here has ``encode(text) -> list[int]``, ``decode(ids) ->
+str``, ``vocab_size``, ``save(path)`` and ``load(path)``;
+:func:`load_tokenizer` loads whichever kind was saved.
 
 - :class:`CharTokenizer`: one id per character seen in the training text.
-- :class:`BPETokenizer`: byte-level byte-pair encoding written from scratch to be
-  read. Text is split into chunks (GPT-2's pattern), each chunk into its UTF-8
-  bytes, and the most frequent adjacent pair is merged into a new token, again and
-  again, until the vocabulary has the size asked for.
+- :class:`BPETokenizer`: byte-level byte-pair encoding written from scratch to
+  be read. Text is split into chunks (GPT-2's pattern), each chunk into its
+  UTF-8 bytes, and the most frequent adjacent pair is merged into a new token,
+  again and again, until the vocabulary has the size asked for.
 - :class:`HFBPETokenizer` / :func:`train_bpe`: the same algorithm through the
-  Hugging Face ``tokenizers`` library (Rust), the fast path the later chapters use.
-  Its ``tokenizer.json`` loads in ``transformers``.
+  Hugging Face ``tokenizers`` library (Rust), the fast path the later chapters
+  use. Its ``tokenizer.json`` loads in ``transformers``.
 
-A test checks that the from-scratch trainer learns the same merges, in the same
-order, as the library: both break ties between equally frequent pairs by taking
-the pair whose ids are smallest, with the 256 bytes numbered in GPT-2's order.
+A test checks that the from-scratch trainer learns the same merges, in the
+same order, as the library: both break ties between equally frequent pairs by
+taking the pair whose ids are smallest, with the 256 bytes numbered in GPT-2's
+order.
 """
 
 import json
@@ -30,12 +31,15 @@ import torch
 from minigpt.common import atomic_path
 
 EOT = "<|endoftext|>"
-# GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs, whitespace.
-# A merge never crosses a chunk boundary, so " the" and "the." stay separate tokens.
+# GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs,
+# whitespace. A merge never crosses a chunk boundary, so " the" and "the."
+# stay separate tokens.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
-# --- shared helpers -------------------------------------------------------------
+# --- shared helpers
+# -------------------------------------------------------------
+
 
 def _check_text(text, what: str = "text") -> None:
     if not isinstance(text, str):
@@ -45,29 +49,42 @@ def _check_text(text, what: str = "text") -> None:
 def _check_training_text(text) -> None:
     _check_text(text, "training text")
     if not text:
-        raise ValueError("training text is empty: a tokenizer learns its vocabulary from text, pass some")
+        raise ValueError(
+            "training text is empty: a tokenizer learns its vocabulary from "
+            "text, pass some"
+        )
 
 
 def _id_list(ids, vocab_size: int) -> list[int]:
-    """``ids`` (a list of ints or a 1-D tensor) as a list, each checked to be in the vocabulary."""
+    """``ids`` (a list of ints or a 1-D tensor) as a list, each checked to be
+    in the vocabulary."""
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1:
-            raise ValueError(f"ids must be 1-D, got a tensor of shape {tuple(ids.shape)}: decode one row at a time")
+            raise ValueError(
+                f"ids must be 1-D, got a tensor of shape {tuple(ids.shape)}: "
+                "decode one row at a time"
+            )
         ids = ids.tolist()
     out = []
     for i in ids:
         if isinstance(i, bool) or not hasattr(i, "__index__"):
-            raise TypeError(f"token ids must be ints, got {i!r} ({type(i).__name__})")
+            raise TypeError(
+                f"token ids must be ints, got {i!r} ({type(i).__name__})"
+            )
         i = operator.index(i)
         if not 0 <= i < vocab_size:
-            raise ValueError(f"token id {i} is outside the vocabulary (0..{vocab_size - 1}): "
-                             "was it produced by another tokenizer or model?")
+            raise ValueError(
+                f"token id {i} is outside the vocabulary "
+                f"(0..{vocab_size - 1}): "
+                "was it produced by another tokenizer or model?"
+            )
         out.append(i)
     return out
 
 
 def _file(path) -> Path:
-    """``path`` itself, or ``path/tokenizer.json`` when ``path`` is a directory."""
+    """``path`` itself, or ``path/tokenizer.json`` when ``path`` is a
+    directory."""
     path = Path(path)
     return path / "tokenizer.json" if path.is_dir() else path
 
@@ -75,22 +92,31 @@ def _file(path) -> Path:
 def _write_json(path: Path, payload: dict) -> Path:
     """Write JSON atomically (:func:`minigpt.common.atomic_path`)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     return path
 
 
 def _read_json(path: Path, kind: str) -> dict:
     payload = json.loads(path.read_text(encoding="utf-8"))
     if payload.get("kind") != kind:
-        raise ValueError(f"{path} holds a tokenizer of kind {payload.get('kind')!r}, not {kind!r}: "
-                         "use minigpt.tokenizer.load_tokenizer(path), which picks the right class")
+        raise ValueError(
+            f"{path} holds a tokenizer of kind {payload.get('kind')!r}, not "
+            f"{kind!r}: "
+            "use minigpt.tokenizer.load_tokenizer(path), which picks the "
+            "right class"
+        )
     return payload
 
 
-# --- characters -----------------------------------------------------------------
+# --- characters
+# -----------------------------------------------------------------
+
 
 class CharTokenizer:
-    """One token per character: the vocabulary is the sorted set of characters seen.
+    """One token per character: the vocabulary is the sorted set of characters
+    seen.
 
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.encode("hell"), tok.decode([1, 0, 2, 2, 3])
@@ -101,19 +127,31 @@ class CharTokenizer:
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
             raise ValueError("chars must be distinct single characters")
         if unknown is not None and unknown not in chars:
-            raise ValueError(f"the unknown token {unknown!r} must be one of the characters")
+            raise ValueError(
+                f"the unknown token {unknown!r} must be one of the characters"
+            )
         self.chars = list(chars)
         self.unknown = unknown
         self.stoi = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def from_text(cls, text: str, unknown: str | None = None) -> "CharTokenizer":
-        """The vocabulary of ``text``; with ``unknown`` (one character, e.g. ``"?"``), characters
+    def from_text(
+        cls, text: str, unknown: str | None = None
+    ) -> "CharTokenizer":
+        """The vocabulary of ``text``; with ``unknown`` (one character, e.g.
+        ``"?"``), characters
         not in ``text`` encode as that character instead of raising."""
         _check_training_text(text)
-        if unknown is not None and (not isinstance(unknown, str) or len(unknown) != 1):
-            raise ValueError(f"unknown must be a single character such as '?', got {unknown!r}")
-        return cls(sorted(set(text) | ({unknown} if unknown else set())), unknown)
+        if unknown is not None and (
+            not isinstance(unknown, str) or len(unknown) != 1
+        ):
+            raise ValueError(
+                "unknown must be a single character such as '?', got "
+                f"{unknown!r}"
+            )
+        return cls(
+            sorted(set(text) | ({unknown} if unknown else set())), unknown
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -128,15 +166,22 @@ class CharTokenizer:
             return [self.stoi[c] for c in text]
         except KeyError as error:
             c = error.args[0]
-            raise ValueError(f"character {c!r} (U+{ord(c):04X}) at position {text.index(c)} is not in the "
-                             f"vocabulary of {self.vocab_size} characters: build the tokenizer from text that "
-                             "contains it, or pass unknown='?' to CharTokenizer.from_text") from None
+            raise ValueError(
+                f"character {c!r} (U+{ord(c):04X}) at position "
+                f"{text.index(c)} is not in the "
+                f"vocabulary of {self.vocab_size} characters: build the "
+                "tokenizer from text that "
+                "contains it, or pass unknown='?' to CharTokenizer.from_text"
+            ) from None
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in _id_list(ids, self.vocab_size))
 
     def save(self, path) -> Path:
-        return _write_json(_file(path), {"kind": "char", "chars": self.chars, "unknown": self.unknown})
+        return _write_json(
+            _file(path),
+            {"kind": "char", "chars": self.chars, "unknown": self.unknown},
+        )
 
     @classmethod
     def load(cls, path) -> "CharTokenizer":
@@ -144,23 +189,36 @@ class CharTokenizer:
         return cls(payload["chars"], payload["unknown"])
 
 
-# --- byte-level BPE from scratch -------------------------------------------------
+# --- byte-level BPE from scratch
+# -------------------------------------------------
+
 
 def gpt2_byte_order() -> list[int]:
-    """The 256 byte values in GPT-2's order: printable ``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``
-    first, then the rest. Byte ``gpt2_byte_order()[i]`` is token ``i``, as in GPT-2's vocabulary
+    """The 256 byte values in GPT-2's order: printable ``!``..``~``,
+    ``¡``..``¬``, ``®``..``ÿ`` first, then the rest. Byte
+    ``gpt2_byte_order()[i]`` is token ``i``, as in GPT-2's vocabulary
     and the ``tokenizers`` library, which makes ties between merges break the same way."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     return printable + [b for b in range(256) if b not in printable]
 
 
 def gpt2_byte_to_char() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte, the alphabet the ``tokenizers`` library
-    writes byte-level tokens in: printable bytes stand for themselves, the other 68
+    """GPT-2's printable stand-in for each byte, the alphabet the
+    ``tokenizers`` library writes byte-level tokens in: printable bytes stand
+    for themselves, the other 68
     (control characters, space, ...) become ``chr(256)``, ``chr(257)``, ... (space is ``Ġ``)."""
     order = gpt2_byte_order()
-    printable = 188  # 94 + 12 + 82 printable bytes come first in gpt2_byte_order()
-    return {b: chr(b) if i < printable else chr(256 + i - printable) for i, b in enumerate(order)}
+    printable = (
+        188  # 94 + 12 + 82 printable bytes come first in gpt2_byte_order()
+    )
+    return {
+        b: chr(b) if i < printable else chr(256 + i - printable)
+        for i, b in enumerate(order)
+    }
 
 
 _BYTE_OF_CHAR = {c: b for b, c in gpt2_byte_to_char().items()}
@@ -176,7 +234,8 @@ def get_pairs(ids: list[int]) -> Counter:
 
 
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every occurrence of ``pair`` in ``ids``, left to right, by ``new_id``.
+    """Replace every occurrence of ``pair`` in ``ids``, left to right, by
+    ``new_id``.
 
     >>> merge([5, 6, 6, 7, 5, 6], (5, 6), 99)
     [99, 6, 7, 99]
@@ -197,12 +256,14 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
 class BPETokenizer:
     """Byte-level BPE, from scratch: ``train``, ``encode``, ``decode``.
 
-    ``vocab[i]`` is the bytes of token ``i``; ``merges`` maps a pair of ids to the id it
-    became, in the order learned. Any text round-trips exactly, because every string is
-    a sequence of bytes and every byte is a token.
+    ``vocab[i]`` is the bytes of token ``i``; ``merges`` maps a pair of ids to
+    the id it became, in the order learned. Any text round-trips exactly,
+    because every string is a sequence of bytes and every byte is a token.
     """
 
-    def __init__(self, merges: list[tuple[int, int, int]], pattern: str = GPT2_PATTERN):
+    def __init__(
+        self, merges: list[tuple[int, int, int]], pattern: str = GPT2_PATTERN
+    ):
         self.pattern = pattern
         self.byte_to_id = {b: i for i, b in enumerate(gpt2_byte_order())}
         self.vocab = [bytes([b]) for b in gpt2_byte_order()]
@@ -210,30 +271,54 @@ class BPETokenizer:
         for a, b, new_id in merges:
             if new_id == len(self.vocab):
                 self.vocab.append(self.vocab[a] + self.vocab[b])
-            elif new_id > len(self.vocab) or self.vocab[new_id] != self.vocab[a] + self.vocab[b]:
-                raise ValueError(f"merge ({a}, {b}) -> {new_id} is inconsistent with the merges before it")
+            elif (
+                new_id > len(self.vocab)
+                or self.vocab[new_id] != self.vocab[a] + self.vocab[b]
+            ):
+                raise ValueError(
+                    f"merge ({a}, {b}) -> {new_id} is inconsistent with the "
+                    "merges before it"
+                )
             self.merges[(a, b)] = new_id
         self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}
-        self._cache: dict[str, list[int]] = {}  # chunk -> ids: words repeat, so this saves most of the work
+        self._cache: dict[
+            str, list[int]
+        ] = {}  # chunk -> ids: words repeat, so this saves most of the work
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, pattern: str = GPT2_PATTERN) -> "BPETokenizer":
-        """Learn merges from ``text`` until the vocabulary has ``vocab_size`` tokens (>= 256).
+    def train(
+        cls, text: str, vocab_size: int, pattern: str = GPT2_PATTERN
+    ) -> "BPETokenizer":
+        """Learn merges from ``text`` until the vocabulary has ``vocab_size``
+        tokens (>= 256).
 
-        Each step merges the most frequent adjacent pair; among equally frequent pairs,
-        the one with the smallest ids ``(a, b)``. Pairs are counted once per distinct
-        chunk, weighted by how often the chunk occurs, and after a merge only the chunks
-        that contained the pair are recounted.
+        Each step merges the most frequent adjacent pair; among equally
+        frequent pairs, the one with the smallest ids ``(a, b)``. Pairs are
+        counted once per distinct chunk, weighted by how often the chunk
+        occurs, and after a merge only the chunks that contained the pair are
+        recounted.
         """
         _check_training_text(text)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
-            raise ValueError(f"vocab_size must be an int >= 256 (one token per byte, then merges), got {vocab_size!r}")
+        if (
+            isinstance(vocab_size, bool)
+            or not isinstance(vocab_size, int)
+            or vocab_size < 256
+        ):
+            raise ValueError(
+                "vocab_size must be an int >= 256 (one token per byte, then "
+                f"merges), got {vocab_size!r}"
+            )
         tok = cls([], pattern)
         chunks = Counter(regex.findall(pattern, text))
-        words = [[tok.byte_to_id[b] for b in chunk.encode("utf-8")] for chunk in chunks]
+        words = [
+            [tok.byte_to_id[b] for b in chunk.encode("utf-8")]
+            for chunk in chunks
+        ]
         counts = list(chunks.values())
         stats: Counter = Counter()  # pair -> occurrences in the whole text
-        where = defaultdict(set)  # pair -> indices of the words that contain it (or once did)
+        where = defaultdict(
+            set
+        )  # pair -> indices of the words that contain it (or once did)
 
         def count(w: int, sign: int) -> None:
             for pair in zip(words[w], words[w][1:]):
@@ -250,7 +335,9 @@ class BPETokenizer:
             best = max(stats.values())
             pair = min(p for p, c in stats.items() if c == best)
             token = tok.vocab[pair[0]] + tok.vocab[pair[1]]
-            new_id = known.get(token, len(tok.vocab))  # the same bytes reached by another pair keep one id
+            new_id = known.get(
+                token, len(tok.vocab)
+            )  # the same bytes reached by another pair keep one id
             if new_id == len(tok.vocab):
                 tok.vocab.append(token)
                 known[token] = new_id
@@ -262,8 +349,12 @@ class BPETokenizer:
                     words[w] = merged
                     count(w, +1)
         if len(tok.vocab) < vocab_size:
-            warnings.warn(f"the text ran out of pairs to merge: vocabulary has {len(tok.vocab)} tokens, "
-                          f"not the {vocab_size} asked for; train on more text for a larger vocabulary")
+            warnings.warn(
+                "the text ran out of pairs to merge: vocabulary has "
+                f"{len(tok.vocab)} tokens, "
+                f"not the {vocab_size} asked for; train on more text for a "
+                "larger vocabulary"
+            )
         return cls(merges, pattern)
 
     @property
@@ -271,17 +362,22 @@ class BPETokenizer:
         return len(self.vocab)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
-        """Apply the merges to one chunk, earliest-learned first, as in training."""
+        """Apply the merges to one chunk, earliest-learned first, as in
+        training."""
         ids = [self.byte_to_id[b] for b in chunk.encode("utf-8")]
         while len(ids) >= 2:
-            pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
+            pair = min(
+                zip(ids, ids[1:]),
+                key=lambda p: self.ranks.get(p, len(self.ranks)),
+            )
             if pair not in self.merges:
                 break
             ids = merge(ids, pair, self.merges[pair])
         return ids
 
     def clear_cache(self) -> None:
-        """Forget the chunks encoded so far, so the next :meth:`encode` starts cold (for timing it)."""
+        """Forget the chunks encoded so far, so the next :meth:`encode` starts
+        cold (for timing it)."""
         self._cache.clear()
 
     def encode(self, text: str) -> list[int]:
@@ -294,20 +390,27 @@ class BPETokenizer:
         return ids
 
     def decode(self, ids) -> str:
-        """Join the tokens' bytes and decode as UTF-8 (an incomplete character becomes U+FFFD)."""
-        return b"".join(self.vocab[i] for i in _id_list(ids, self.vocab_size)).decode("utf-8", errors="replace")
+        """Join the tokens' bytes and decode as UTF-8 (an incomplete character
+        becomes U+FFFD)."""
+        return b"".join(
+            self.vocab[i] for i in _id_list(ids, self.vocab_size)
+        ).decode("utf-8", errors="replace")
 
     def tokens(self, text: str) -> list[bytes]:
         """The bytes of each token of ``text``, to see how it was split."""
         return [self.vocab[i] for i in self.encode(text)]
 
     def merge_list(self) -> list[tuple[bytes, bytes]]:
-        """The merges in the order learned, each as the pair of byte strings it joins."""
+        """The merges in the order learned, each as the pair of byte strings
+        it joins."""
         return [(self.vocab[a], self.vocab[b]) for a, b in self.merges]
 
     def save(self, path) -> Path:
         merges = [[a, b, new_id] for (a, b), new_id in self.merges.items()]
-        return _write_json(_file(path), {"kind": "bpe", "pattern": self.pattern, "merges": merges})
+        return _write_json(
+            _file(path),
+            {"kind": "bpe", "pattern": self.pattern, "merges": merges},
+        )
 
     @classmethod
     def load(cls, path) -> "BPETokenizer":
@@ -315,19 +418,25 @@ class BPETokenizer:
         return cls([tuple(m) for m in payload["merges"]], payload["pattern"])
 
 
-# --- byte-level BPE through the tokenizers library -------------------------------
+# --- byte-level BPE through the tokenizers library
+# -------------------------------
+
 
 class HFBPETokenizer:
     """A ``tokenizers.Tokenizer`` (byte-level BPE) behind minigpt's interface.
 
-    ``.tokenizer`` is the library object; ``eot_id`` is the id of ``"<|endoftext|>"``.
+    ``.tokenizer`` is the library object; ``eot_id`` is the id of
+    ``"<|endoftext|>"``.
     """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         eot_id = tokenizer.token_to_id(EOT)
         if eot_id is None:
-            raise ValueError(f"the tokenizer has no {EOT!r} token: train it with minigpt.tokenizer.train_bpe")
+            raise ValueError(
+                f"the tokenizer has no {EOT!r} token: train it with "
+                "minigpt.tokenizer.train_bpe"
+            )
         self.eot_id = eot_id
 
     @property
@@ -335,7 +444,8 @@ class HFBPETokenizer:
         return self.tokenizer.get_vocab_size()
 
     def clear_cache(self) -> None:
-        """Forget the words the library's BPE model cached, as :meth:`BPETokenizer.clear_cache` does."""
+        """Forget the words the library's BPE model cached, as
+        :meth:`BPETokenizer.clear_cache` does."""
         self.tokenizer.model._clear_cache()  # the library's only way to do it
 
     def encode(self, text: str) -> list[int]:
@@ -343,16 +453,25 @@ class HFBPETokenizer:
         return self.tokenizer.encode(text).ids
 
     def decode(self, ids) -> str:
-        return self.tokenizer.decode(_id_list(ids, self.vocab_size), skip_special_tokens=False)
+        return self.tokenizer.decode(
+            _id_list(ids, self.vocab_size), skip_special_tokens=False
+        )
 
     def tokens(self, text: str) -> list[bytes]:
-        """The bytes of each token of ``text`` (comparable with :meth:`BPETokenizer.tokens`)."""
-        return [self._to_bytes(token) for token in self.tokenizer.encode(text).tokens]
+        """The bytes of each token of ``text`` (comparable with
+        :meth:`BPETokenizer.tokens`)."""
+        return [
+            self._to_bytes(token)
+            for token in self.tokenizer.encode(text).tokens
+        ]
 
     def merge_list(self) -> list[tuple[bytes, bytes]]:
-        """The merges in the order learned, each as the pair of byte strings it joins."""
+        """The merges in the order learned, each as the pair of byte strings
+        it joins."""
         merges = json.loads(self.tokenizer.to_str())["model"]["merges"]
-        pairs = [m.split(" ") if isinstance(m, str) else m for m in merges]  # older files: "a b"
+        pairs = [
+            m.split(" ") if isinstance(m, str) else m for m in merges
+        ]  # older files: "a b"
         return [(self._to_bytes(a), self._to_bytes(b)) for a, b in pairs]
 
     @staticmethod
@@ -373,37 +492,65 @@ class HFBPETokenizer:
 
 
 def train_bpe(texts, vocab_size: int) -> HFBPETokenizer:
-    """Train byte-level BPE with the ``tokenizers`` library: GPT-2's pre-tokenization, all
-    256 bytes in the alphabet, and ``"<|endoftext|>"`` as id 0. ``vocab_size`` counts all three
+    """Train byte-level BPE with the ``tokenizers`` library: GPT-2's
+    pre-tokenization, all 256 bytes in the alphabet, and ``"<|endoftext|>"``
+    as id 0. ``vocab_size`` counts all three
     parts, so it must be at least 257."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
 
     texts = [texts] if isinstance(texts, str) else list(texts)
     for text in texts:
         _check_text(text, "each training text")
     if not any(texts):
-        raise ValueError("training text is empty: a tokenizer learns its vocabulary from text, pass some")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 257:
-        raise ValueError(f"vocab_size must be an int >= 257 (256 bytes + {EOT}), got {vocab_size!r}")
+        raise ValueError(
+            "training text is empty: a tokenizer learns its vocabulary from "
+            "text, pass some"
+        )
+    if (
+        isinstance(vocab_size, bool)
+        or not isinstance(vocab_size, int)
+        or vocab_size < 257
+    ):
+        raise ValueError(
+            f"vocab_size must be an int >= 257 (256 bytes + {EOT}), got "
+            f"{vocab_size!r}"
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(texts, trainer)
     return HFBPETokenizer(tokenizer)
 
 
 def load_tokenizer(path):
-    """Load a tokenizer saved by any class here, choosing the class from the file."""
+    """Load a tokenizer saved by any class here, choosing the class from the
+    file."""
     path = _file(path)
     if not path.exists():
-        raise FileNotFoundError(f"no tokenizer at {path}: save one first with tokenizer.save(path)")
+        raise FileNotFoundError(
+            f"no tokenizer at {path}: save one first with "
+            "tokenizer.save(path)"
+        )
     payload = json.loads(path.read_text(encoding="utf-8"))
     kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
     if payload.get("kind") in kinds:
         return kinds[payload["kind"]].load(path)
     if payload.get("model", {}).get("type") == "BPE":
         return HFBPETokenizer.load(path)
-    raise ValueError(f"{path} is not a tokenizer saved by minigpt (kind {payload.get('kind')!r}): "
-                     "expected 'char', 'bpe' or a tokenizers-library tokenizer.json")
+    raise ValueError(
+        f"{path} is not a tokenizer saved by minigpt (kind "
+        f"{payload.get('kind')!r}): "
+        "expected 'char', 'bpe' or a tokenizers-library tokenizer.json"
+    )

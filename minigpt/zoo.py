@@ -1,26 +1,28 @@
-"""Pre-trained models that train themselves once and are cached: the book's model zoo.
+"""Pre-trained models that train themselves once and are cached: the book's
+model zoo.
 
     from minigpt.zoo import pretrained
     model, tokenizer, history = pretrained("shakespeare-char")   # or "shakespeare-bpe"
 
 The first call trains the preset on the CPU (a progress bar shows it; the
-pre-training chapter shows how long it took, from ``history["train_seconds"]``) and
-saves it under ``minigpt.data.cache_dir() / "zoo"``; later calls load it from there. Training is deterministic: the
-same code and corpus give the same weights, run after run.
+pre-training chapter shows how long it took, from
+``history["train_seconds"]``) and saves it under ``minigpt.data.cache_dir() /
+"zoo"``; later calls load it from there. Training is deterministic: the same
+code and corpus give the same weights, run after run.
 
 ``history`` is :func:`minigpt.train.train`'s history (``step``, ``lr``,
 ``train_loss``, ``val_step``, ``val_loss``) plus
 
-- ``samples``: ``[{"step": s, "text": ...}, ...]`` text generated from the same
-  prompt and the same random numbers at several points of training;
+- ``samples``: ``[{"step": s, "text": ...}, ...]`` text generated from the
+  same prompt and the same random numbers at several points of training;
 - ``corpus``: the corpus it was trained on; ``train_seconds``,
   ``train_cpu_seconds`` and ``torch_threads``: the wall and CPU time training
   took when it ran, and with how many threads.
 
 The cache key covers the preset, the SHA-256 of the corpus text and a hash of
-minigpt's own code (model, attention, sampling, tokenizer, training, zoo and the
-shared mechanics in ``common``; comments and docstrings left out), so a model
-trained by older code is never silently reused.
+minigpt's own code (model, attention, sampling, tokenizer, training, zoo and
+the shared mechanics in ``common``; comments and docstrings left out), so a
+model trained by older code is never silently reused.
 ``pretrained(name, retrain=True)`` trains again regardless.
 
 Writes are safe when two processes ask for the same model at once: the first
@@ -54,21 +56,38 @@ from minigpt.train import TrainConfig, train
 __all__ = ["Preset", "PRESETS", "pretrained", "cache_key", "model_dir"]
 
 TOKENIZERS = ("char", "bpe")
-# Settings the zoo fixes itself: CPU in float32 so every machine trains the same weights.
-ZOO_TRAIN_SETTINGS = {"device": "cpu", "dtype": "float32", "out_dir": None, "checkpoint_interval": 0,
-                      "compile": False}
-# The files whose code decides what a trained model is; editing any of them retrains.
-SOURCE_FILES = ("attention.py", "common.py", "model.py", "sampling.py", "tokenizer.py", "train.py", "zoo.py")
+# Settings the zoo fixes itself: CPU in float32 so every machine trains the
+# same weights.
+ZOO_TRAIN_SETTINGS = {
+    "device": "cpu",
+    "dtype": "float32",
+    "out_dir": None,
+    "checkpoint_interval": 0,
+    "compile": False,
+}
+# The files whose code decides what a trained model is; editing any of them
+# retrains.
+SOURCE_FILES = (
+    "attention.py",
+    "common.py",
+    "model.py",
+    "sampling.py",
+    "tokenizer.py",
+    "train.py",
+    "zoo.py",
+)
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A recipe for a zoo model: corpus, tokenizer, model size and training run.
+    """A recipe for a zoo model: corpus, tokenizer, model size and training
+    run.
 
-    ``model``: GPTConfig fields except ``vocab_size`` (which the tokenizer decides);
-    ``train``: TrainConfig fields (device, dtype, out_dir, checkpoint_interval and
-    compile are fixed by the zoo, and the seed is ``seed``); ``vocab_size``: the BPE vocabulary (``tokenizer="bpe"``
-    only); ``sample_steps``: the steps at which a sample of ``sample_tokens`` tokens
+    ``model``: GPTConfig fields except ``vocab_size`` (which the tokenizer
+    decides); ``train``: TrainConfig fields (device, dtype, out_dir,
+    checkpoint_interval and compile are fixed by the zoo, and the seed is
+    ``seed``); ``vocab_size``: the BPE vocabulary (``tokenizer="bpe"`` only);
+    ``sample_steps``: the steps at which a sample of ``sample_tokens`` tokens
     after ``sample_prompt`` is recorded in the history (0 = before training).
     """
 
@@ -87,71 +106,125 @@ class Preset:
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
-            raise ValueError(f"Preset name {self.name!r} names a cache folder: use only letters, digits, '.', '_', '-'")
+            raise ValueError(
+                f"Preset name {self.name!r} names a cache folder: use only "
+                "letters, digits, '.', '_', '-'"
+            )
         if self.tokenizer not in TOKENIZERS:
-            raise ValueError(f"Preset {self.name!r}: tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
-        if self.tokenizer == "bpe" and not (isinstance(self.vocab_size, int) and self.vocab_size >= 257):
-            raise ValueError(f"Preset {self.name!r}: a BPE preset needs vocab_size >= 257 "
-                             f"(256 bytes + end-of-text), got {self.vocab_size!r}")
+            raise ValueError(
+                f"Preset {self.name!r}: tokenizer must be one of "
+                f"{TOKENIZERS}, got {self.tokenizer!r}"
+            )
+        if self.tokenizer == "bpe" and not (
+            isinstance(self.vocab_size, int) and self.vocab_size >= 257
+        ):
+            raise ValueError(
+                f"Preset {self.name!r}: a BPE preset needs vocab_size >= 257 "
+                f"(256 bytes + end-of-text), got {self.vocab_size!r}"
+            )
         if self.tokenizer == "char" and self.vocab_size is not None:
-            raise ValueError(f"Preset {self.name!r}: vocab_size={self.vocab_size} is for BPE; a character "
-                             "tokenizer takes its vocabulary from the corpus: leave vocab_size=None")
+            raise ValueError(
+                f"Preset {self.name!r}: vocab_size={self.vocab_size} is for "
+                "BPE; a character "
+                "tokenizer takes its vocabulary from the corpus: leave "
+                "vocab_size=None"
+            )
         if self.corpus not in data.NAMES:
-            raise ValueError(f"Preset {self.name!r}: unknown corpus {self.corpus!r}; choose one of {data.NAMES}")
-        fixed = sorted(set(self.train) & (set(ZOO_TRAIN_SETTINGS) | {"progress", "seed"}))
+            raise ValueError(
+                f"Preset {self.name!r}: unknown corpus {self.corpus!r}; "
+                f"choose one of {data.NAMES}"
+            )
+        fixed = sorted(
+            set(self.train) & (set(ZOO_TRAIN_SETTINGS) | {"progress", "seed"})
+        )
         if fixed:
-            raise ValueError(f"Preset {self.name!r}: the zoo sets {fixed} itself (the seed is Preset.seed); "
-                             "remove them from train")
+            raise ValueError(
+                f"Preset {self.name!r}: the zoo sets {fixed} itself (the "
+                "seed is Preset.seed); "
+                "remove them from train"
+            )
         if "vocab_size" in self.model:
-            raise ValueError(f"Preset {self.name!r}: leave vocab_size out of model; the tokenizer decides it")
-        self.gpt_config(vocab_size=1)  # fail now, not after the tokenizer is trained
+            raise ValueError(
+                f"Preset {self.name!r}: leave vocab_size out of model; the "
+                "tokenizer decides it"
+            )
+        self.gpt_config(
+            vocab_size=1
+        )  # fail now, not after the tokenizer is trained
         config = self.train_config()
         bad = [s for s in self.sample_steps if not 0 <= s <= config.max_iters]
         if bad:
-            raise ValueError(f"Preset {self.name!r}: sample_steps {bad} lie outside 0..max_iters={config.max_iters}")
+            raise ValueError(
+                f"Preset {self.name!r}: sample_steps {bad} lie outside "
+                f"0..max_iters={config.max_iters}"
+            )
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **self.model)
 
     def train_config(self, progress: bool = False) -> TrainConfig:
-        return TrainConfig(**self.train, **ZOO_TRAIN_SETTINGS, seed=self.seed, progress=progress)
+        return TrainConfig(
+            **self.train,
+            **ZOO_TRAIN_SETTINGS,
+            seed=self.seed,
+            progress=progress,
+        )
 
     def to_dict(self) -> dict:
-        """Everything that decides the trained weights (the description does not)."""
+        """Everything that decides the trained weights (the description does
+        not)."""
         values = asdict(self)
         values.pop("description")
         values["sample_steps"] = list(self.sample_steps)
         return values
 
 
-#: The book's presets by name: ``PRESETS["shakespeare-char"]``, ``PRESETS["shakespeare-bpe"]``.
-PRESETS = {p.name: p for p in (
-    Preset(
-        name="shakespeare-char",
-        description="characters of Tiny Shakespeare; nanoGPT's CPU model size (4 layers, 4 heads, width 128)",
-        tokenizer="char",
-        model={"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
-        train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
-        sample_steps=(0, 100, 250, 500, 1000, 2000),
-    ),
-    Preset(
-        name="shakespeare-bpe",
-        description="byte-level BPE tokens (vocabulary 1024) of Tiny Shakespeare; 4 layers, 4 heads, width 128",
-        tokenizer="bpe",
-        vocab_size=1024,
-        model={"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
-        train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
-        sample_steps=(0, 100, 250, 500, 1000, 2000),
-    ),
-)}
+#: The book's presets by name: ``PRESETS["shakespeare-char"]``,
+# ``PRESETS["shakespeare-bpe"]``.
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            name="shakespeare-char",
+            description="characters of Tiny Shakespeare; nanoGPT's CPU model size (4 layers, 4 heads, width 128)",
+            tokenizer="char",
+            model={
+                "block_size": 64,
+                "n_layer": 4,
+                "n_head": 4,
+                "n_embd": 128,
+                "dropout": 0.0,
+            },
+            train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
+            sample_steps=(0, 100, 250, 500, 1000, 2000),
+        ),
+        Preset(
+            name="shakespeare-bpe",
+            description="byte-level BPE tokens (vocabulary 1024) of Tiny Shakespeare; 4 layers, 4 heads, width 128",
+            tokenizer="bpe",
+            vocab_size=1024,
+            model={
+                "block_size": 64,
+                "n_layer": 4,
+                "n_head": 4,
+                "n_embd": 128,
+                "dropout": 0.0,
+            },
+            train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
+            sample_steps=(0, 100, 250, 500, 1000, 2000),
+        ),
+    )
+}
 
 
 def _preset(name) -> Preset:
     if isinstance(name, Preset):
         return name
     if name not in PRESETS:
-        raise ValueError(f"unknown zoo model {name!r}; choose one of {', '.join(PRESETS)} "
-                         "(or pass a minigpt.zoo.Preset of your own)")
+        raise ValueError(
+            f"unknown zoo model {name!r}; choose one of {', '.join(PRESETS)} "
+            "(or pass a minigpt.zoo.Preset of your own)"
+        )
     return PRESETS[name]
 
 
@@ -159,86 +232,133 @@ _AST_LOCK = threading.Lock()  # see code_digest
 
 
 def code_digest(source: str) -> str:
-    """SHA-256 of Python ``source`` as its syntax tree without docstrings or comments.
+    """SHA-256 of Python ``source`` as its syntax tree without docstrings or
+    comments.
 
-    Editing a comment or a docstring keeps the digest; any change to what the code does changes it.
-    One thread at a time: CPython 3.11's ``ast.parse`` can fail with "AST constructor recursion
-    depth mismatch" when two threads parse at once (two first uses of the zoo in threads did).
+    Editing a comment or a docstring keeps the digest; any change to what the
+    code does changes it. One thread at a time: CPython 3.11's ``ast.parse``
+    can fail with "AST constructor recursion depth mismatch" when two threads
+    parse at once (two first uses of the zoo in threads did).
     """
     with _AST_LOCK:
         tree = ast.parse(source)
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
         return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
 def source_hash() -> str:
-    """One digest of the code of minigpt's files that decide a trained model (:data:`SOURCE_FILES`)."""
-    digests = {name: code_digest((Path(__file__).parent / name).read_text(encoding="utf-8"))
-               for name in SOURCE_FILES}
-    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+    """One digest of the code of minigpt's files that decide a trained model
+    (:data:`SOURCE_FILES`)."""
+    digests = {
+        name: code_digest(
+            (Path(__file__).parent / name).read_text(encoding="utf-8")
+        )
+        for name in SOURCE_FILES
+    }
+    return hashlib.sha256(
+        json.dumps(digests, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def cache_key(preset: Preset, corpus_text: str) -> str:
-    """The hex digest that names a trained model: preset + corpus SHA-256 + minigpt source hash."""
-    payload = {"preset": preset.to_dict(),
-               "corpus_sha256": hashlib.sha256(corpus_text.encode("utf-8")).hexdigest(),
-               "source_sha256": source_hash()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    """The hex digest that names a trained model: preset + corpus SHA-256 +
+    minigpt source hash."""
+    payload = {
+        "preset": preset.to_dict(),
+        "corpus_sha256": hashlib.sha256(
+            corpus_text.encode("utf-8")
+        ).hexdigest(),
+        "source_sha256": source_hash(),
+    }
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def model_dir(preset: Preset, key: str) -> Path:
-    """Where the model of ``preset`` with cache key ``key`` lives: ``cache_dir()/zoo/<name>-<key[:16]>``."""
+    """Where the model of ``preset`` with cache key ``key`` lives:
+    ``cache_dir()/zoo/<name>-<key[:16]>``."""
     return data.cache_dir() / "zoo" / f"{preset.name}-{key[:16]}"
 
 
 def pretrained(name, retrain: bool = False, progress: bool = True):
-    """The zoo model ``name`` as ``(model, tokenizer, history)``, trained on first use and cached.
+    """The zoo model ``name`` as ``(model, tokenizer, history)``, trained on
+    first use and cached.
 
-    ``name``: ``"shakespeare-char"``, ``"shakespeare-bpe"`` (see :data:`PRESETS`) or a
-    :class:`Preset` of your own. ``retrain=True`` trains again and replaces the cached copy.
-    The model comes back on the CPU in eval mode.
+    ``name``: ``"shakespeare-char"``, ``"shakespeare-bpe"`` (see
+    :data:`PRESETS`) or a
+    :class:`Preset` of your own. ``retrain=True`` trains again and replaces
+    the cached copy. The model comes back on the CPU in eval mode.
     """
     preset = _preset(name)
     text = data.load_text(preset.corpus)
     key = cache_key(preset, text)
     path = model_dir(preset, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path.with_name(path.name + ".lock")):  # a second process waits here, then loads
+    with _lock(
+        path.with_name(path.name + ".lock")
+    ):  # a second process waits here, then loads
         if not retrain:
             cached = _load(path, key)
             if cached is not None:
                 return cached
         model, tokenizer, history = _train(preset, text, progress)
-        checkpoint.save(path, model, tokenizer, {"step": history["step"][-1] if history["step"] else 0,
-                                                 "key": key, "preset": preset.to_dict(), "history": history})
+        checkpoint.save(
+            path,
+            model,
+            tokenizer,
+            {
+                "step": history["step"][-1] if history["step"] else 0,
+                "key": key,
+                "preset": preset.to_dict(),
+                "history": history,
+            },
+        )
     return model.eval(), tokenizer, history
 
 
 def _load(path: Path, key: str):
-    """The cached (model, tokenizer, history) at ``path``, or None when there is none to use."""
+    """The cached (model, tokenizer, history) at ``path``, or None when there
+    is none to use."""
     if not path.exists():
         return None
     try:
         model, tokenizer, state = checkpoint.load(path)
     except checkpoint.CheckpointError as error:
-        warnings.warn(f"the cached zoo model at {path} is unreadable ({error}); training it again", stacklevel=3)
+        warnings.warn(
+            f"the cached zoo model at {path} is unreadable ({error}); "
+            "training it again",
+            stacklevel=3,
+        )
         return None
     if state is None or state.get("key") != key:
-        warnings.warn(f"the cached zoo model at {path} has another cache key; training it again", stacklevel=3)
+        warnings.warn(
+            f"the cached zoo model at {path} has another cache key; training "
+            "it again",
+            stacklevel=3,
+        )
         return None
     return model.eval(), tokenizer, state["history"]
 
 
 @contextlib.contextmanager
 def _lock(file: Path):
-    """An exclusive lock on ``file`` across processes (POSIX ``flock``; elsewhere no lock, writes stay atomic)."""
+    """An exclusive lock on ``file`` across processes (POSIX ``flock``;
+    elsewhere no lock, writes stay atomic)."""
     try:
         import fcntl
-    except ImportError:  # Windows: concurrent first use may train twice, but never corrupts the cache
+    # Windows: concurrent first use may train twice, but never corrupts the
+    # cache
+    except ImportError:
         yield
         return
     with open(file, "a") as handle:
@@ -250,35 +370,58 @@ def _lock(file: Path):
 
 
 def build_tokenizer(preset: Preset, text: str):
-    """The preset's tokenizer trained on ``text``: characters, or byte-level BPE of ``preset.vocab_size``."""
+    """The preset's tokenizer trained on ``text``: characters, or byte-level
+    BPE of ``preset.vocab_size``."""
     if preset.tokenizer == "char":
         return CharTokenizer.from_text(text)
     return train_bpe(text, preset.vocab_size)
 
 
 def _train(preset: Preset, text: str, progress: bool):
-    """Tokenize, split, build and train the preset's model; record samples along the way."""
+    """Tokenize, split, build and train the preset's model; record samples
+    along the way."""
     tokenizer = build_tokenizer(preset, text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = data.train_val_split(ids, preset.val_fraction)
-    prompt = torch.tensor([tokenizer.encode(preset.sample_prompt)], dtype=torch.long)
+    prompt = torch.tensor(
+        [tokenizer.encode(preset.sample_prompt)], dtype=torch.long
+    )
     samples = []
 
     def record_sample(step: int, model: GPT) -> None:
-        generator = torch.Generator().manual_seed(preset.seed)  # the same random numbers at every step
-        out = model.generate(prompt, preset.sample_tokens, generator=generator)
-        samples.append({"step": step, "text": tokenizer.decode(out[0, prompt.size(1):])})
+        generator = torch.Generator().manual_seed(
+            preset.seed
+        )  # the same random numbers at every step
+        out = model.generate(
+            prompt, preset.sample_tokens, generator=generator
+        )
+        samples.append(
+            {"step": step, "text": tokenizer.decode(out[0, prompt.size(1) :])}
+        )
 
     def callback(step: int, model: GPT, history: dict) -> None:
         if step in preset.sample_steps:
             record_sample(step, model)
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    with seeded_rng(preset.seed):  # seed the weights and training without touching the caller's random state
+    with seeded_rng(
+        preset.seed
+        # seed the weights and training without touching the caller's random state
+    ):
         model = GPT(preset.gpt_config(tokenizer.vocab_size))
         if 0 in preset.sample_steps:
             record_sample(0, model)
-        history = train(model, (train_ids, val_ids), preset.train_config(progress), callback=callback)
-    history.update(samples=samples, corpus=preset.corpus, train_seconds=time.perf_counter() - start_wall,
-                   train_cpu_seconds=time.process_time() - start_cpu, torch_threads=torch.get_num_threads())
+        history = train(
+            model,
+            (train_ids, val_ids),
+            preset.train_config(progress),
+            callback=callback,
+        )
+    history.update(
+        samples=samples,
+        corpus=preset.corpus,
+        train_seconds=time.perf_counter() - start_wall,
+        train_cpu_seconds=time.process_time() - start_cpu,
+        torch_threads=torch.get_num_threads(),
+    )
     return model.eval(), tokenizer, history

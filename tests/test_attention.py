@@ -1,36 +1,63 @@
-"""minigpt.attention against independent references: PyTorch's fused attention,
+"""minigpt.attention against independent references: PyTorch's fused
+attention,
 torch.nn.MultiheadAttention, gradcheck, and properties (causality, equivariance)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt.attention import (KVCache, MultiHeadAttention, SelfAttention, TeachingMultiHeadAttention,
-                               causal_mask, fast_to_teaching, scaled_dot_product_attention, teaching_to_fast)
+from minigpt.attention import (
+    KVCache,
+    MultiHeadAttention,
+    SelfAttention,
+    TeachingMultiHeadAttention,
+    causal_mask,
+    fast_to_teaching,
+    scaled_dot_product_attention,
+    teaching_to_fast,
+)
 
 TIGHT = dict(atol=1e-12, rtol=1e-10)  # float64
 
 
 def qkv(B=2, h=3, T_q=5, T_k=5, d_k=4, d_v=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, h, T_q, d_k, generator=g, dtype=torch.float64),
-            torch.randn(B, h, T_k, d_k, generator=g, dtype=torch.float64),
-            torch.randn(B, h, T_k, d_v, generator=g, dtype=torch.float64))
+    return (
+        torch.randn(B, h, T_q, d_k, generator=g, dtype=torch.float64),
+        torch.randn(B, h, T_k, d_k, generator=g, dtype=torch.float64),
+        torch.randn(B, h, T_k, d_v, generator=g, dtype=torch.float64),
+    )
 
 
 def fast_mha(n_embd=12, n_head=3, causal=True, bias=True, seed=0):
     torch.manual_seed(seed)
-    return MultiHeadAttention(n_embd, n_head, bias=bias, causal=causal).double().eval()
+    return (
+        MultiHeadAttention(n_embd, n_head, bias=bias, causal=causal)
+        .double()
+        .eval()
+    )
 
 
 def x_input(B=2, T=7, C=12, seed=1):
-    return torch.randn(B, T, C, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.randn(
+        B,
+        T,
+        C,
+        generator=torch.Generator().manual_seed(seed),
+        dtype=torch.float64,
+    )
 
 
-# --- causal_mask and scaled_dot_product_attention ------------------------------------------------
+# --- causal_mask and scaled_dot_product_attention
+# ------------------------------------------------
+
 
 def test_causal_mask_is_lower_triangular():
-    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(3).tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+    ]
     assert causal_mask(1).dtype == torch.bool
 
 
@@ -43,27 +70,39 @@ def test_causal_mask_rejects_bad_length(T):
 def test_sdpa_equals_torch_without_mask():
     q, k, v = qkv(T_q=4, T_k=6)
     out, A = scaled_dot_product_attention(q, k, v)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), **TIGHT)
-    torch.testing.assert_close(A.sum(-1), torch.ones(2, 3, 4, dtype=torch.float64), **TIGHT)
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v), **TIGHT
+    )
+    torch.testing.assert_close(
+        A.sum(-1), torch.ones(2, 3, 4, dtype=torch.float64), **TIGHT
+    )
 
 
 def test_sdpa_equals_torch_with_causal_mask():
     q, k, v = qkv()
     out, A = scaled_dot_product_attention(q, k, v, causal_mask(5))
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), **TIGHT)
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, is_causal=True), **TIGHT
+    )
     assert (A[..., ~causal_mask(5)] == 0).all()
 
 
 def test_sdpa_equals_torch_with_arbitrary_mask():
     q, k, v = qkv(T_q=4, T_k=6)
-    mask = torch.rand(2, 1, 4, 6, generator=torch.Generator().manual_seed(3)) > 0.4
+    mask = (
+        torch.rand(2, 1, 4, 6, generator=torch.Generator().manual_seed(3))
+        > 0.4
+    )
     mask[..., 0] = True  # every query sees at least one key
     out, _ = scaled_dot_product_attention(q, k, v, mask)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TIGHT)
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TIGHT
+    )
 
 
 def test_sdpa_weights_by_hand():
-    # one query equally similar to two keys -> weights 1/2, 1/2; output the mean of the values
+    # one query equally similar to two keys -> weights 1/2, 1/2; output the
+    # mean of the values
     q = torch.tensor([[1.0, 0.0]])
     k = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     v = torch.tensor([[2.0], [4.0]])
@@ -72,38 +111,70 @@ def test_sdpa_weights_by_hand():
 
 
 def test_sdpa_gradcheck():
-    q, k, v = (t.requires_grad_() for t in qkv(B=1, h=2, T_q=3, T_k=3, d_k=2, d_v=2))
-    assert torch.autograd.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v, causal_mask(3)),
-                                    (q, k, v))
+    q, k, v = (
+        t.requires_grad_() for t in qkv(B=1, h=2, T_q=3, T_k=3, d_k=2, d_v=2)
+    )
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: scaled_dot_product_attention(q, k, v, causal_mask(3)),
+        (q, k, v),
+    )
 
 
 def test_sdpa_rejects_mismatched_shapes():
     q, k, v = qkv(d_k=4)
-    with pytest.raises(ValueError, match=r"same last dimension d_k.*q \(2, 3, 5, 4\) and k \(2, 3, 5, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"same last dimension d_k.*q \(2, 3, 5, 4\) and k \(2, 3, 5, 3\)",
+    ):
         scaled_dot_product_attention(q, k[..., :3], v)
-    with pytest.raises(ValueError, match=r"same number of positions T_k.*v \(2, 3, 4, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"same number of positions T_k.*v \(2, 3, 4, 6\)"
+    ):
         scaled_dot_product_attention(q, k, v[..., :4, :])
-    with pytest.raises(ValueError, match=r"q must be a tensor of shape \(\.\.\., T, d\).*got \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"q must be a tensor of shape \(\.\.\., T, d\).*got \(4,\)",
+    ):
         scaled_dot_product_attention(torch.zeros(4), k, v)
 
 
 def test_sdpa_rejects_bad_masks():
     q, k, v = qkv()
-    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast.*\(2, 3, 5, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(4, 4\) does not broadcast.*\(2, 3, 5, 5\)",
+    ):
         scaled_dot_product_attention(q, k, v, causal_mask(4))
-    with pytest.raises(TypeError, match="mask must be a bool tensor.*got torch.float32.*mask.bool"):
+    with pytest.raises(
+        TypeError,
+        match="mask must be a bool tensor.*got torch.float32.*mask.bool",
+    ):
         scaled_dot_product_attention(q, k, v, causal_mask(5).float())
 
 
-# --- single head ---------------------------------------------------------------------------------
+# --- single head
+# ---------------------------------------------------------------------------------
+
 
 def test_self_attention_is_the_formula():
     torch.manual_seed(0)
     head = SelfAttention(d_model=8, d_k=4, d_v=5).double()
     x = x_input(C=8)
     y, A = head(x, causal_mask(7))
-    Q, K, V = x @ head.W_Q.weight.T, x @ head.W_K.weight.T, x @ head.W_V.weight.T
-    expected = torch.softmax((Q @ K.transpose(1, 2) / 2.0).masked_fill(~causal_mask(7), float("-inf")), -1) @ V
+    Q, K, V = (
+        x @ head.W_Q.weight.T,
+        x @ head.W_K.weight.T,
+        x @ head.W_V.weight.T,
+    )
+    expected = (
+        torch.softmax(
+            (Q @ K.transpose(1, 2) / 2.0).masked_fill(
+                ~causal_mask(7), float("-inf")
+            ),
+            -1,
+        )
+        @ V
+    )
     assert y.shape == (2, 7, 5) and A.shape == (2, 7, 7)
     torch.testing.assert_close(y, expected, **TIGHT)
 
@@ -111,11 +182,16 @@ def test_self_attention_is_the_formula():
 def test_self_attention_rejects_bad_input():
     with pytest.raises(ValueError, match="d_k must be a positive int, got 0"):
         SelfAttention(8, 0)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=8\), got \(7, 8\).*unsqueeze"):
+    with pytest.raises(
+        ValueError,
+        match=r"x must have shape \(B, T, d_model=8\), got \(7, 8\).*unsqueeze",
+    ):
         SelfAttention(8, 4)(torch.zeros(7, 8))
 
 
-# --- multi-head: the two forms and PyTorch's --------------------------------------------------------
+# --- multi-head: the two forms and PyTorch's
+# --------------------------------------------------------
+
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
@@ -128,7 +204,9 @@ def test_teaching_form_equals_fast_form(causal, bias):
     torch.testing.assert_close(fast.attention_weights(x), A_teach, **TIGHT)
     # and back again: the round trip gives the same parameters
     back = teaching_to_fast(teaching)
-    for (name, p), (_, p_back) in zip(fast.state_dict().items(), back.state_dict().items()):
+    for (name, p), (_, p_back) in zip(
+        fast.state_dict().items(), back.state_dict().items()
+    ):
         assert torch.equal(p, p_back), name
 
 
@@ -136,21 +214,31 @@ def test_teaching_to_fast_from_random_teaching_weights():
     torch.manual_seed(3)
     teaching = TeachingMultiHeadAttention(12, 4).double()
     x = x_input()
-    torch.testing.assert_close(teaching_to_fast(teaching)(x), teaching(x)[0], **TIGHT)
+    torch.testing.assert_close(
+        teaching_to_fast(teaching)(x), teaching(x)[0], **TIGHT
+    )
 
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_fast_form_equals_torch_multihead_attention(causal):
     fast = fast_mha(causal=causal)
-    torch_mha = torch.nn.MultiheadAttention(12, 3, batch_first=True, dtype=torch.float64).eval()
-    with torch.no_grad():  # nn.MultiheadAttention's in_proj rows are also [Q; K; V]
+    torch_mha = torch.nn.MultiheadAttention(
+        12, 3, batch_first=True, dtype=torch.float64
+    ).eval()
+    with (
+        torch.no_grad()
+    ):  # nn.MultiheadAttention's in_proj rows are also [Q; K; V]
         torch_mha.in_proj_weight.copy_(fast.c_attn.weight)
         torch_mha.in_proj_bias.copy_(fast.c_attn.bias)
         torch_mha.out_proj.weight.copy_(fast.c_proj.weight)
         torch_mha.out_proj.bias.copy_(fast.c_proj.bias)
     x = x_input()
-    blocked = ~causal_mask(7) if causal else None  # PyTorch's bool attn_mask: True = blocked
-    expected, weights = torch_mha(x, x, x, attn_mask=blocked, average_attn_weights=False)
+    blocked = (
+        ~causal_mask(7) if causal else None
+    )  # PyTorch's bool attn_mask: True = blocked
+    expected, weights = torch_mha(
+        x, x, x, attn_mask=blocked, average_attn_weights=False
+    )
     torch.testing.assert_close(fast(x), expected, **TIGHT)
     torch.testing.assert_close(fast.attention_weights(x), weights, **TIGHT)
 
@@ -163,10 +251,15 @@ def test_teaching_form_combines_an_extra_mask_with_the_causal_one():
     keep[1, :, 2] = False  # sequence 1: no position may attend to position 2
     y, A = teaching(x, keep)
     assert (A[1, :, :, 2] == 0).all() and (A[0, :, 3:, 2] > 0).all()
-    # reference: PyTorch's fused attention with the combined mask, heads as a batch dimension
+    # reference: PyTorch's fused attention with the combined mask, heads as a
+    # batch dimension
     q, k, v = fast._heads(x)
     allowed = (keep & causal_mask(7)).unsqueeze(1)  # (B, 1, T, T)
-    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(2, 7, 12)
+    ref = (
+        F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        .transpose(1, 2)
+        .reshape(2, 7, 12)
+    )
     torch.testing.assert_close(y, fast.c_proj(ref), **TIGHT)
 
 
@@ -181,10 +274,12 @@ def test_causality_future_perturbation_leaves_past_unchanged():
     x = x_input()
     t = 3
     x2 = x.clone()
-    x2[:, t + 1:] += torch.randn_like(x2[:, t + 1:])
+    x2[:, t + 1 :] += torch.randn_like(x2[:, t + 1 :])
     y, y2 = fast(x), fast(x2)
-    torch.testing.assert_close(y[:, :t + 1], y2[:, :t + 1], **TIGHT)
-    assert not torch.allclose(y[:, t + 1:], y2[:, t + 1:])  # the perturbation did reach later outputs
+    torch.testing.assert_close(y[:, : t + 1], y2[:, : t + 1], **TIGHT)
+    assert not torch.allclose(
+        y[:, t + 1 :], y2[:, t + 1 :]
+    )  # the perturbation did reach later outputs
 
 
 @pytest.mark.parametrize("form", ["fast", "teaching"])
@@ -198,18 +293,29 @@ def test_without_positions_attention_is_permutation_equivariant(form):
 
 
 def test_multihead_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"n_embd=10 is not divisible by n_head=3.*\[1, 2, 5, 10\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_embd=10 is not divisible by n_head=3.*\[1, 2, 5, 10\]",
+    ):
         MultiHeadAttention(10, 3)
-    with pytest.raises(ValueError, match=r"n_embd=10 is not divisible by n_head=4"):
+    with pytest.raises(
+        ValueError, match=r"n_embd=10 is not divisible by n_head=4"
+    ):
         TeachingMultiHeadAttention(10, 4)
     with pytest.raises(ValueError, match="dropout must be in"):
         MultiHeadAttention(8, 2, dropout=1.0)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, T, n_embd=12\), got \(2, 7, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x must have shape \(B, T, n_embd=12\), got \(2, 7, 8\)",
+    ):
         fast_mha()(torch.zeros(2, 7, 8, dtype=torch.float64))
     teaching = fast_to_teaching(fast_mha())
     with pytest.raises(TypeError, match="mask must be a bool tensor"):
         teaching(x_input(), causal_mask(7).double())
-    with pytest.raises(ValueError, match=r"mask of shape \(6, 6\) does not broadcast.*\(2, 7, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mask of shape \(6, 6\) does not broadcast.*\(2, 7, 7\)",
+    ):
         teaching(x_input(), causal_mask(6))
 
 
@@ -223,13 +329,15 @@ def test_dropout_only_in_training():
     assert not torch.allclose(mha(x), mha(x))
 
 
-# --- the key/value cache --------------------------------------------------------------------------
+# --- the key/value cache
+# --------------------------------------------------------------------------
+
 
 def test_cache_one_token_at_a_time_equals_all_at_once():
     fast = fast_mha()
     x = x_input()
     cache = KVCache()
-    steps = [fast(x[:, t:t + 1], cache=cache) for t in range(7)]
+    steps = [fast(x[:, t : t + 1], cache=cache) for t in range(7)]
     assert len(cache) == 7
     torch.testing.assert_close(torch.cat(steps, dim=1), fast(x), **TIGHT)
 
@@ -238,7 +346,10 @@ def test_cache_in_chunks_uses_offset_causal_mask():
     fast = fast_mha()
     x = x_input(T=9)
     cache = KVCache()
-    chunks = [fast(x[:, a:b], cache=cache) for a, b in [(0, 4), (4, 7), (7, 8), (8, 9)]]
+    chunks = [
+        fast(x[:, a:b], cache=cache)
+        for a, b in [(0, 4), (4, 7), (7, 8), (8, 9)]
+    ]
     torch.testing.assert_close(torch.cat(chunks, dim=1), fast(x), **TIGHT)
 
 
@@ -248,17 +359,26 @@ def test_cache_reset_and_errors():
     all_k, _ = cache.append(k, k)
     assert len(cache) == 4 and all_k.shape == (2, 3, 4, 5)
     assert cache.append(k[:, :, :1], k[:, :, :1])[0].shape == (2, 3, 5, 5)
-    with pytest.raises(ValueError, match=r"KVCache holds .* \(2, 3, 5, 5\) but got new keys \(1, 3, 1, 5\).*reset"):
+    with pytest.raises(
+        ValueError,
+        match=r"KVCache holds .* \(2, 3, 5, 5\) but got new keys \(1, 3, 1, 5\).*reset",
+    ):
         cache.append(k[:1, :, :1], k[:1, :, :1])
-    with pytest.raises(ValueError, match=r"same shape \(B, n_head, T, head_dim\)"):
+    with pytest.raises(
+        ValueError, match=r"same shape \(B, n_head, T, head_dim\)"
+    ):
         cache.append(k, k[..., :2])
     cache.reset()
     assert len(cache) == 0
 
 
-# --- the reader's checker -----------------------------------------------------------------------
+# --- the reader's checker
+# -----------------------------------------------------------------------
 
-def test_check_attention_passes_the_reference_and_catches_a_missing_scale(capsys):
+
+def test_check_attention_passes_the_reference_and_catches_a_missing_scale(
+    capsys,
+):
     from minigpt.exercises import check_attention
 
     assert check_attention(scaled_dot_product_attention)

@@ -1,4 +1,5 @@
-"""minigpt.checkpoint: round trips, exact resume, atomic writes, no unpickling, clear errors."""
+"""minigpt.checkpoint: round trips, exact resume, atomic writes, no
+unpickling, clear errors."""
 
 import json
 import pickle
@@ -20,8 +21,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 def tiny(dropout=0.0, n_embd=16) -> GPT:
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=CharTokenizer.from_text(TEXT).vocab_size, block_size=8, n_layer=1,
-                         n_head=2, n_embd=n_embd, dropout=dropout))
+    return GPT(
+        GPTConfig(
+            vocab_size=CharTokenizer.from_text(TEXT).vocab_size,
+            block_size=8,
+            n_layer=1,
+            n_head=2,
+            n_embd=n_embd,
+            dropout=dropout,
+        )
+    )
 
 
 def data():
@@ -35,16 +44,24 @@ def test_model_and_tokenizer_round_trip(tmp_path):
     loaded, loaded_tok, state = checkpoint.load(tmp_path / "ck")
     assert state is None
     assert loaded.config == model.config
-    assert loaded.lm_head.weight is loaded.transformer.wte.weight      # still tied after loading
-    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+    assert (
+        loaded.lm_head.weight is loaded.transformer.wte.weight
+    )  # still tied after loading
+    for (name, a), b in zip(
+        model.state_dict().items(), loaded.state_dict().values()
+    ):
         assert torch.equal(a, b), name
     assert loaded_tok.encode("question") == tokenizer.encode("question")
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
-        "config.json", "model.safetensors", "tokenizer.json"]
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
 
 
 def test_loading_leaves_the_callers_random_state_alone(tmp_path):
-    """A loaded model is built and then overwritten: its throwaway initialisation must not draw
+    """A loaded model is built and then overwritten: its throwaway
+    initialisation must not draw
     from the global generator, or code after a load would differ from code after training."""
     checkpoint.save(tmp_path / "ck", tiny())
     torch.manual_seed(5)
@@ -55,9 +72,15 @@ def test_loading_leaves_the_callers_random_state_alone(tmp_path):
 
 
 def test_train_state_round_trips_tensors_tuples_and_int_keys(tmp_path):
-    state = {"step": 3, "optimizer": {"state": {0: {"step": torch.tensor(3.0), "m": torch.ones(2, 2)}},
-                                      "param_groups": [{"betas": (0.9, 0.99), "params": [0, 1]}]},
-             "rng": {"batches": torch.Generator().manual_seed(1).get_state()}, "history": {"loss": [1.5, None]}}
+    state = {
+        "step": 3,
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "m": torch.ones(2, 2)}},
+            "param_groups": [{"betas": (0.9, 0.99), "params": [0, 1]}],
+        },
+        "rng": {"batches": torch.Generator().manual_seed(1).get_state()},
+        "history": {"loss": [1.5, None]},
+    }
     checkpoint.save(tmp_path / "ck", tiny(), train_state=state)
     _, _, loaded = checkpoint.load(tmp_path / "ck")
     assert loaded["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.99)
@@ -68,36 +91,75 @@ def test_train_state_round_trips_tensors_tuples_and_int_keys(tmp_path):
 
 
 def test_resumed_training_continues_exactly_as_an_uninterrupted_run(tmp_path):
-    """Stop at step 3 of 6, save, load, resume: losses and weights equal the uninterrupted run's, bit for bit.
+    """Stop at step 3 of 6, save, load, resume: losses and weights equal the
+    uninterrupted run's, bit for bit.
 
-    Dropout is on, so this also checks that the random state is restored, not re-seeded.
+    Dropout is on, so this also checks that the random state is restored, not
+    re-seeded.
     """
-    config = TrainConfig(max_iters=6, batch_size=4, eval_interval=2, progress=False, device="cpu")
+    config = TrainConfig(
+        max_iters=6,
+        batch_size=4,
+        eval_interval=2,
+        progress=False,
+        device="cpu",
+    )
     whole = tiny(dropout=0.2)
     full = train(whole, data(), config)
 
     first = tiny(dropout=0.2)
-    train(first, data(), TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path / "ck")}),
-          callback=lambda step, model, history: step == 3)
+    train(
+        first,
+        data(),
+        TrainConfig(**{**config.to_dict(), "out_dir": str(tmp_path / "ck")}),
+        callback=lambda step, model, history: step == 3,
+    )
     model, _, state = checkpoint.load(tmp_path / "ck")
     assert state["step"] == 3
-    resumed = train(model, data(), TrainConfig.from_dict(state["train_config"]), resume=state)
+    resumed = train(
+        model,
+        data(),
+        TrainConfig.from_dict(state["train_config"]),
+        resume=state,
+    )
 
     assert resumed["train_loss"] == full["train_loss"]
-    assert resumed["val_step"] == full["val_step"] and resumed["val_loss"] == full["val_loss"]
-    for (name, a), b in zip(whole.state_dict().items(), model.state_dict().values()):
+    assert (
+        resumed["val_step"] == full["val_step"]
+        and resumed["val_loss"] == full["val_loss"]
+    )
+    for (name, a), b in zip(
+        whole.state_dict().items(), model.state_dict().values()
+    ):
         assert torch.equal(a, b), name
 
     _, _, state = checkpoint.load(tmp_path / "ck")
     other = (data()[0].flip(0), data()[1])
-    with pytest.raises(ValueError, match="resume needs the data the checkpoint was trained on"):
-        train(tiny(dropout=0.2), other, TrainConfig.from_dict(state["train_config"]), resume=state)
+    with pytest.raises(
+        ValueError,
+        match="resume needs the data the checkpoint was trained on",
+    ):
+        train(
+            tiny(dropout=0.2),
+            other,
+            TrainConfig.from_dict(state["train_config"]),
+            resume=state,
+        )
 
 
 def test_loading_never_unpickles(tmp_path, monkeypatch):
     model = tiny()
-    train(model, data(), TrainConfig(max_iters=1, batch_size=2, progress=False, device="cpu",
-                                     out_dir=str(tmp_path / "ck")))
+    train(
+        model,
+        data(),
+        TrainConfig(
+            max_iters=1,
+            batch_size=2,
+            progress=False,
+            device="cpu",
+            out_dir=str(tmp_path / "ck"),
+        ),
+    )
 
     def refuse(*args, **kwargs):
         raise AssertionError("checkpoint loading must not unpickle")
@@ -123,39 +185,70 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path):
 
 def test_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
-    with pytest.raises(CheckpointError, match="is not a minigpt checkpoint; refusing to replace it"):
+    with pytest.raises(
+        CheckpointError,
+        match="is not a minigpt checkpoint; refusing to replace it",
+    ):
         checkpoint.save(tmp_path, tiny())
     assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
 def test_truncated_files_fail_with_a_clear_message(tmp_path):
     model = tiny()
-    train(model, data(), TrainConfig(max_iters=1, batch_size=2, progress=False, device="cpu",
-                                     out_dir=str(tmp_path / "ck")))
-    for name in ("model.safetensors", "train_state.safetensors", "train_state.json", "config.json"):
+    train(
+        model,
+        data(),
+        TrainConfig(
+            max_iters=1,
+            batch_size=2,
+            progress=False,
+            device="cpu",
+            out_dir=str(tmp_path / "ck"),
+        ),
+    )
+    for name in (
+        "model.safetensors",
+        "train_state.safetensors",
+        "train_state.json",
+        "config.json",
+    ):
         path = tmp_path / "ck" / name
         original = path.read_bytes()
         path.write_bytes(original[: len(original) // 2])
-        with pytest.raises(CheckpointError, match=f"{name}.*(truncated|corrupt)"):
+        with pytest.raises(
+            CheckpointError, match=f"{name}.*(truncated|corrupt)"
+        ):
             checkpoint.load(tmp_path / "ck")
         path.write_bytes(original)
 
 
 def test_missing_or_foreign_checkpoints_are_named(tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint at .*config.json is missing"):
+    with pytest.raises(
+        CheckpointError, match="no checkpoint at .*config.json is missing"
+    ):
         checkpoint.load(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(CheckpointError, match="is not a minigpt-checkpoint version 1 file"):
+    (tmp_path / "config.json").write_text(
+        json.dumps({"format": "something-else"})
+    )
+    with pytest.raises(
+        CheckpointError, match="is not a minigpt-checkpoint version 1 file"
+    ):
         checkpoint.load(tmp_path)
 
 
 def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
     checkpoint.save(tmp_path / "ck", tiny(n_embd=16))
-    with pytest.raises(CheckpointError, match="another model configuration .*n_embd: checkpoint 16 vs model 32"):
+    with pytest.raises(
+        CheckpointError,
+        match="another model configuration .*n_embd: checkpoint 16 vs model 32",
+    ):
         checkpoint.load_into(tiny(n_embd=32), tmp_path / "ck")
     # config.json edited to disagree with the weights it describes
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
     meta["model_config"]["n_embd"] = 32
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="does not match the model configuration in config.json"):
+    with pytest.raises(
+        CheckpointError,
+        match="does not match the model configuration in config.json",
+    ):
         checkpoint.load(tmp_path / "ck")

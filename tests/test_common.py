@@ -1,4 +1,5 @@
-"""minigpt.common: atomic writes, the positive-int check and the private random state."""
+"""minigpt.common: atomic writes, the positive-int check and the private
+random state."""
 
 import pytest
 import torch
@@ -7,7 +8,8 @@ from minigpt.common import atomic_path, check_positive_int, seeded_rng
 
 
 def leftovers(folder):
-    """Names in ``folder`` other than the destination's: temporary files or folders left behind."""
+    """Names in ``folder`` other than the destination's: temporary files or
+    folders left behind."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
@@ -17,7 +19,9 @@ def test_atomic_path_writes_a_file_and_replaces_the_old_one(tmp_path):
         with atomic_path(target) as tmp:
             assert tmp.parent == target.parent and tmp != target
             tmp.write_text(text)
-            assert not target.exists() or target.read_text() == "first"  # not visible before the end
+            assert (
+                not target.exists() or target.read_text() == "first"
+            )  # not visible before the end
         assert target.read_text() == text
     assert leftovers(target.parent) == []
 
@@ -45,7 +49,10 @@ def test_atomic_path_swaps_a_whole_folder(tmp_path):
         with atomic_path(target) as tmp:
             tmp.mkdir()
             raise ValueError("interrupted")
-    assert sorted(p.name for p in target.iterdir()) == ["weights"] and leftovers(tmp_path) == []
+    assert (
+        sorted(p.name for p in target.iterdir()) == ["weights"]
+        and leftovers(tmp_path) == []
+    )
 
 
 @pytest.mark.parametrize("good", [1, 7, 10**9])
@@ -55,7 +62,10 @@ def test_check_positive_int_returns_the_value(good):
 
 @pytest.mark.parametrize("bad", [0, -3, 2.0, "4", True, None])
 def test_check_positive_int_names_the_value_and_the_fix(bad):
-    with pytest.raises(ValueError, match=rf"^batch_size must be a positive int, got {bad!r}; try 12$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^batch_size must be a positive int, got {bad!r}; try 12$",
+    ):
         check_positive_int("batch_size", bad, fix="; try 12")
 
 
@@ -68,8 +78,12 @@ def test_seeded_rng_repeats_and_leaves_the_callers_random_numbers_alone():
     with seeded_rng(5):
         second = torch.randn(4)
     assert torch.equal(first, second)
-    assert torch.equal(first, torch.randn(4, generator=torch.Generator().manual_seed(5)))  # seeded with 5
-    assert torch.equal(torch.rand(3), expected)  # the caller's stream continues as if nothing happened
+    assert torch.equal(
+        first, torch.randn(4, generator=torch.Generator().manual_seed(5))
+    )  # seeded with 5
+    assert torch.equal(
+        torch.rand(3), expected
+    )  # the caller's stream continues as if nothing happened
 
 
 def test_seeded_rng_restores_the_state_after_an_exception():

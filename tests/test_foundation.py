@@ -12,7 +12,13 @@ import minigpt
 from minigpt import env
 from minigpt.exercises import Case, check, compare
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(
+    0,
+    str(
+        __import__("pathlib").Path(__file__).resolve().parent.parent
+        / "benchmarks"
+    ),
+)
 import harness  # noqa: E402
 
 
@@ -22,12 +28,18 @@ def test_set_seed_repeats_python_numpy_and_torch():
     first = (random.random(), np.random.rand(), torch.rand(3))
     minigpt.set_seed(123)
     second = (random.random(), np.random.rand(), torch.rand(3))
-    assert first[0] == second[0] and first[1] == second[1] and torch.equal(first[2], second[2])
+    assert (
+        first[0] == second[0]
+        and first[1] == second[1]
+        and torch.equal(first[2], second[2])
+    )
 
 
 def test_set_seed_returns_a_seeded_generator():
     g1, g2 = minigpt.set_seed(7), minigpt.set_seed(7)
-    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    assert torch.equal(
+        torch.rand(4, generator=g1), torch.rand(4, generator=g2)
+    )
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "0", True, None])
@@ -57,20 +69,44 @@ def test_version_tuple_ignores_local_tags():
 
 
 def test_env_command_runs_and_prints_every_line():
-    result = subprocess.run([sys.executable, "-m", "minigpt", "env"], capture_output=True, text=True, timeout=120)
-    assert "torch" in result.stdout and "device" in result.stdout and "threads" in result.stdout
-    assert result.returncode in (0, 1)  # 1 only when some line reports a problem
+    result = subprocess.run(
+        [sys.executable, "-m", "minigpt", "env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        "torch" in result.stdout
+        and "device" in result.stdout
+        and "threads" in result.stdout
+    )
+    assert result.returncode in (
+        0,
+        1,
+    )  # 1 only when some line reports a problem
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert all(line.startswith(("OK ", "BAD")) for line in lines), result.stdout
+    assert all(line.startswith(("OK ", "BAD")) for line in lines), (
+        result.stdout
+    )
 
 
 def test_check_reports_pass_and_fail(capsys):
-    cases = [Case("adds", (1, 2), 3), Case("adds floats", (0.1, 0.2), 0.3), Case("wrong on purpose", (1, 1), 3)]
+    cases = [
+        Case("adds", (1, 2), 3),
+        Case("adds floats", (0.1, 0.2), 0.3),
+        Case("wrong on purpose", (1, 1), 3),
+    ]
     report = check(lambda a, b: a + b, cases)
-    assert report.passed == ["adds", "adds floats"] and list(report.failed) == ["wrong on purpose"]
+    assert report.passed == ["adds", "adds floats"] and list(
+        report.failed
+    ) == ["wrong on purpose"]
     assert not report.ok
     out = capsys.readouterr().out
-    assert "PASS  adds" in out and "FAIL  wrong on purpose: got 2, expected 3" in out and "2/3 cases passed" in out
+    assert (
+        "PASS  adds" in out
+        and "FAIL  wrong on purpose: got 2, expected 3" in out
+        and "2/3 cases passed" in out
+    )
 
 
 def test_check_catches_exceptions_and_goes_on(capsys):
@@ -79,8 +115,12 @@ def test_check_catches_exceptions_and_goes_on(capsys):
             raise ZeroDivisionError("boom")
         return x
 
-    report = check(broken, [Case("zero", (0,), 0), Case("one", (1,), 1)], verbose=False)
-    assert report.failed == {"zero": "raised ZeroDivisionError: boom"} and report.passed == ["one"]
+    report = check(
+        broken, [Case("zero", (0,), 0), Case("one", (1,), 1)], verbose=False
+    )
+    assert report.failed == {
+        "zero": "raised ZeroDivisionError: boom"
+    } and report.passed == ["one"]
 
 
 def test_compare_tensors_by_shape_and_value():
@@ -93,9 +133,15 @@ def test_compare_tensors_by_shape_and_value():
 
 
 def test_compare_property_checks():
-    rows_sum_to_one = lambda r: None if torch.allclose(r.sum(-1), torch.ones(r.shape[0])) else "rows do not sum to one"
+    rows_sum_to_one = lambda r: (
+        None
+        if torch.allclose(r.sum(-1), torch.ones(r.shape[0]))
+        else "rows do not sum to one"
+    )
     assert compare(torch.full((2, 4), 0.25), rows_sum_to_one) is None
-    assert compare(torch.ones(2, 4), rows_sum_to_one) == "rows do not sum to one"
+    assert (
+        compare(torch.ones(2, 4), rows_sum_to_one) == "rows do not sum to one"
+    )
 
 
 def test_check_rejects_a_result_instead_of_a_function():
@@ -107,13 +153,25 @@ def test_check_rejects_a_result_instead_of_a_function():
 
 def test_harness_interleaves_and_computes_the_ratio(tmp_path, monkeypatch):
     calls = []
-    result = harness.compare("toy", lambda: calls.append("a"), lambda: calls.append("b"), warmup=1, repeats=4)
+    result = harness.compare(
+        "toy",
+        lambda: calls.append("a"),
+        lambda: calls.append("b"),
+        warmup=1,
+        repeats=4,
+    )
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
-    assert result.repeats == 4 and result.ratio == result.b_median_s / result.a_median_s
+    assert (
+        result.repeats == 4
+        and result.ratio == result.b_median_s / result.a_median_s
+    )
     monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
     path = harness.save("toy", [harness.row(result, size="tiny")])
     data = __import__("json").loads(path.read_text())
-    assert data["rows"][0]["size"] == "tiny" and data["rows"][0]["ratio"] == result.ratio
+    assert (
+        data["rows"][0]["size"] == "tiny"
+        and data["rows"][0]["ratio"] == result.ratio
+    )
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -123,15 +181,28 @@ def test_harness_rejects_bad_repeats():
 
 
 def test_nanogpt_speed_reference_computes_what_minigpt_computes_in_nanogpt_layout():
-    # bench_train_step times minigpt against this model; the ratio means something only if the
-    # two do the same arithmetic: same logits and same gradients from the same weights.
+    # bench_train_step times minigpt against this model; the ratio means
+    # something only if the two do the same arithmetic: same logits and same
+    # gradients from the same weights.
     from nanogpt_model import NanoGPT
 
     from minigpt.model import GPT, GPTConfig
 
     torch.manual_seed(0)
-    ours = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=False, gelu="exact"))
-    reference = NanoGPT(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    ours = GPT(
+        GPTConfig(
+            vocab_size=50,
+            block_size=16,
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            bias=False,
+            gelu="exact",
+        )
+    )
+    reference = NanoGPT(
+        vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32
+    )
     reference.load_state_dict(ours.state_dict())
     idx = torch.randint(50, (3, 16))
     ours_logits, theirs_logits = ours(idx)[0], reference(idx)
@@ -143,13 +214,30 @@ def test_nanogpt_speed_reference_computes_what_minigpt_computes_in_nanogpt_layou
         torch.testing.assert_close(p.grad, theirs_grads[name].grad, msg=name)
     # a GPT-2-layout model has biases the reference has no place for
     with pytest.raises(RuntimeError, match="Unexpected key"):
-        reference.load_state_dict(GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)).state_dict())
+        reference.load_state_dict(
+            GPT(
+                GPTConfig(
+                    vocab_size=50,
+                    block_size=16,
+                    n_layer=2,
+                    n_head=2,
+                    n_embd=32,
+                )
+            ).state_dict()
+        )
 
 
 def test_the_package_docstring_maps_every_module():
     import pkgutil
 
-    modules = {f"minigpt.{info.name}" for info in pkgutil.iter_modules(minigpt.__path__)}
+    modules = {
+        f"minigpt.{info.name}"
+        for info in pkgutil.iter_modules(minigpt.__path__)
+    }
     assert {"minigpt.model", "minigpt.tasks", "minigpt.__main__"} <= modules
-    missing = sorted(name for name in modules if f"``{name}``" not in minigpt.__doc__)
-    assert missing == [], f"add {missing} to the module map in minigpt/__init__.py"
+    missing = sorted(
+        name for name in modules if f"``{name}``" not in minigpt.__doc__
+    )
+    assert missing == [], (
+        f"add {missing} to the module map in minigpt/__init__.py"
+    )

@@ -31,46 +31,78 @@ def toc_files() -> list[str]:
 
 
 def notebooks() -> list[Path]:
-    return sorted(p for p in BOOK.rglob("*.ipynb")
-                  if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for p in BOOK.rglob("*.ipynb")
+        if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def test_toc_lists_each_page_once():
     files = toc_files()
-    assert len(files) == len(set(files)), f"pages listed twice in _toc.yml: {sorted({f for f in files if files.count(f) > 1})}"
+    assert len(files) == len(set(files)), (
+        "pages listed twice in _toc.yml: "
+        f"{sorted({f for f in files if files.count(f) > 1})}"
+    )
 
 
 @pytest.mark.parametrize("entry", toc_files())
 def test_every_toc_entry_exists(entry):
     candidates = [ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb")]
-    assert any(p.exists() for p in candidates), f"_toc.yml lists {entry!r} but neither {entry}.md nor {entry}.ipynb exists"
+    assert any(p.exists() for p in candidates), (
+        f"_toc.yml lists {entry!r} but neither {entry}.md nor {entry}.ipynb "
+        "exists"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_notebook_is_in_toc(path):
     entry = path.relative_to(ROOT).with_suffix("").as_posix()
-    assert entry in toc_files(), f"{path.name} is not in _toc.yml: add '- file: {entry}' (or delete the notebook)"
+    assert entry in toc_files(), (
+        f"{path.name} is not in _toc.yml: add '- file: {entry}' (or delete "
+        "the notebook)"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_notebook_is_stored_without_outputs(path):
     nb = json.loads(path.read_text())
-    dirty = [i for i, cell in enumerate(nb["cells"])
-             if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
-    assert not dirty, (f"{path.name}: code cells {dirty} are stored with outputs or execution counts; "
-                       f"clear them (jupyter nbconvert --clear-output --inplace {path.relative_to(ROOT)})")
+    dirty = [
+        i
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} are stored with outputs or "
+        "execution counts; "
+        "clear them (jupyter nbconvert --clear-output --inplace "
+        f"{path.relative_to(ROOT)})"
+    )
 
 
-@pytest.mark.parametrize("path", [p for p in notebooks() if p.stem not in NOT_CHAPTERS], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in notebooks() if p.stem not in NOT_CHAPTERS],
+    ids=lambda p: p.name,
+)
 def test_chapter_imports_minigpt(path):
     nb = json.loads(path.read_text())
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    assert "import minigpt" in code or "from minigpt" in code, f"{path.name} never imports minigpt"
+    code = "\n".join(
+        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+    )
+    assert "import minigpt" in code or "from minigpt" in code, (
+        f"{path.name} never imports minigpt"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_notebook_opens_with_a_title(path):
     nb = json.loads(path.read_text())
     first = nb["cells"][0]
-    assert first["cell_type"] == "markdown" and "".join(first["source"]).lstrip().startswith("# "), \
-        f"{path.name}: the first cell must be a markdown cell starting with '# Title'"
+    assert first["cell_type"] == "markdown" and "".join(
+        first["source"]
+    ).lstrip().startswith("# "), (
+        f"{path.name}: the first cell must be a markdown cell starting with "
+        "'# Title'"
+    )

@@ -1,4 +1,5 @@
-"""minigpt.scaling against independent references: the model itself, PyTorch's saved tensors,
+"""minigpt.scaling against independent references: the model itself, PyTorch's
+saved tensors,
 published numbers (GPT-3, GPT-2 small) and hand arithmetic."""
 
 import itertools
@@ -8,21 +9,51 @@ import pytest
 import torch
 
 from minigpt.model import GPT, GPTConfig
-from minigpt.scaling import (ACCELERATORS, PowerLawFit, activation_bytes, energy_kwh, fit_power_law,
-                             forward_flops_per_token, gpu_days, param_count, training_flops,
-                             training_flops_for, training_memory, training_seconds)
+from minigpt.scaling import (
+    ACCELERATORS,
+    PowerLawFit,
+    activation_bytes,
+    energy_kwh,
+    fit_power_law,
+    forward_flops_per_token,
+    gpu_days,
+    param_count,
+    training_flops,
+    training_flops_for,
+    training_memory,
+    training_seconds,
+)
 
-CONFIGS = [GPTConfig(vocab_size=v, block_size=t, n_layer=l, n_head=h, n_embd=c, bias=b, norm=norm)
-           for (v, t, l, h, c), b, norm in itertools.product(
-               [(65, 32, 1, 1, 8), (65, 64, 4, 4, 128), (500, 16, 3, 2, 24), (7, 128, 2, 6, 36)],
-               [True, False], ["pre", "post"])]
+CONFIGS = [
+    GPTConfig(
+        vocab_size=v,
+        block_size=t,
+        n_layer=l,
+        n_head=h,
+        n_embd=c,
+        bias=b,
+        norm=norm,
+    )
+    for (v, t, l, h, c), b, norm in itertools.product(
+        [
+            (65, 32, 1, 1, 8),
+            (65, 64, 4, 4, 128),
+            (500, 16, 3, 2, 24),
+            (7, 128, 2, 6, 36),
+        ],
+        [True, False],
+        ["pre", "post"],
+    )
+]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
 def test_param_count_equals_the_model(config):
     model = GPT(config)
     assert param_count(config) == model.num_params()
-    assert param_count(config, non_embedding=True) == model.num_params(non_embedding=True)
+    assert param_count(config, non_embedding=True) == model.num_params(
+        non_embedding=True
+    )
     # and the tied head is counted once: the same as counting unique tensors
     unique = {p.data_ptr(): p.numel() for p in model.parameters()}
     assert param_count(config) == sum(unique.values())
@@ -33,25 +64,41 @@ def test_param_count_gpt2_small():
 
 
 def test_gpt3_training_flops_match_the_paper():
-    # Brown et al. 2020, Table D.1: 3.14e23 FLOPs for 175B parameters, 300B tokens
+    # Brown et al. 2020, Table D.1: 3.14e23 FLOPs for 175B parameters, 300B
+    # tokens
     assert training_flops(175e9, 300e9) == pytest.approx(3.14e23, rel=0.02)
-    # the attention term (96 layers, context 2048, width 12288) adds about 1.4%
-    with_attention = training_flops(175e9, 300e9, n_layer=96, n_ctx=2048, d_model=12288)
+    # the attention term (96 layers, context 2048, width 12288) adds about
+    # 1.4%
+    with_attention = training_flops(
+        175e9, 300e9, n_layer=96, n_ctx=2048, d_model=12288
+    )
     assert with_attention == pytest.approx(3.14e23, rel=0.02)
-    assert with_attention / training_flops(175e9, 300e9) == pytest.approx(1 + 96 * 2048 * 12288 / 175e9, rel=1e-12)
+    assert with_attention / training_flops(175e9, 300e9) == pytest.approx(
+        1 + 96 * 2048 * 12288 / 175e9, rel=1e-12
+    )
 
 
 def test_flops_by_hand_and_for_a_config():
     assert forward_flops_per_token(1000) == 2000
-    assert forward_flops_per_token(1000, n_layer=2, n_ctx=8, d_model=4) == 2000 + 2 * 2 * 8 * 4
-    config = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    assert (
+        forward_flops_per_token(1000, n_layer=2, n_ctx=8, d_model=4)
+        == 2000 + 2 * 2 * 8 * 4
+    )
+    config = GPTConfig(
+        vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128
+    )
     n = GPT(config).num_params(non_embedding=True)
-    assert training_flops_for(config, 1e6) == 6 * n * 1e6 + 6 * 4 * 64 * 128 * 1e6
+    assert (
+        training_flops_for(config, 1e6)
+        == 6 * n * 1e6 + 6 * 4 * 64 * 128 * 1e6
+    )
 
 
 def test_matmul_flops_of_a_linear_layer_are_2_per_weight():
-    """The 2 N rule checked against PyTorch's own FLOP counter on one Linear layer."""
+    """The 2 N rule checked against PyTorch's own FLOP counter on one Linear
+    layer."""
     from torch.utils.flop_counter import FlopCounterMode
+
     layer = torch.nn.Linear(64, 48, bias=False)
     x = torch.randn(10, 64)
     with FlopCounterMode(display=False) as counter:
@@ -60,31 +107,49 @@ def test_matmul_flops_of_a_linear_layer_are_2_per_weight():
 
 
 def test_training_flops_match_torch_flop_counter_for_a_gpt():
-    """Forward + backward of a GPT counted by PyTorch = 6 x (weight-matrix parameters) x tokens.
+    """Forward + backward of a GPT counted by PyTorch = 6 x (weight-matrix
+    parameters) x tokens.
 
-    PyTorch's counter skips the fused attention kernel and LayerNorm; it counts the tied
-    output head (C x V), which the non-embedding N leaves out, so we add it here.
+    PyTorch's counter skips the fused attention kernel and LayerNorm; it
+    counts the tied output head (C x V), which the non-embedding N leaves out,
+    so we add it here.
     """
     from torch.utils.flop_counter import FlopCounterMode
-    config = GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=4, n_embd=64, bias=False)
+
+    config = GPTConfig(
+        vocab_size=65,
+        block_size=64,
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        bias=False,
+    )
     model = GPT(config)
     idx = torch.randint(0, 65, (2, 64))
     with FlopCounterMode(display=False) as counter:
         _, loss = model(idx, idx)
         loss.backward()
     layer_norm_gains = (2 * config.n_layer + 1) * config.n_embd
-    matrices = param_count(config, non_embedding=True) - layer_norm_gains + config.n_embd * config.vocab_size
+    matrices = (
+        param_count(config, non_embedding=True)
+        - layer_norm_gains
+        + config.n_embd * config.vocab_size
+    )
     assert counter.get_total_flops() == training_flops(matrices, idx.numel())
 
 
 def test_attention_term_is_half_the_full_square():
-    """Q K^T and A V over a full T x T square, counted by PyTorch, are 2x Kaplan's causal term."""
+    """Q K^T and A V over a full T x T square, counted by PyTorch, are 2x
+    Kaplan's causal term."""
     from torch.utils.flop_counter import FlopCounterMode
+
     T, C, n_head = 32, 48, 4
     q, k, v = (torch.randn(1, n_head, T, C // n_head) for _ in range(3))
     with FlopCounterMode(display=False) as counter:
         (q @ k.transpose(-2, -1)).softmax(-1) @ v
-    attention_per_token = forward_flops_per_token(1, n_layer=1, n_ctx=T, d_model=C) - 2
+    attention_per_token = (
+        forward_flops_per_token(1, n_layer=1, n_ctx=T, d_model=C) - 2
+    )
     assert counter.get_total_flops() == 2 * attention_per_token * T
 
 
@@ -92,7 +157,9 @@ def test_time_cost_energy_by_hand():
     assert training_seconds(1e18, 1e15, utilisation=0.5) == 2000
     assert training_seconds(1e18, 1e15, utilisation=0.5, n_devices=4) == 500
     a100 = ACCELERATORS["A100"]
-    assert gpu_days(a100.peak_flops * 86400 * 0.4, a100, utilisation=0.4) == pytest.approx(1.0)
+    assert gpu_days(
+        a100.peak_flops * 86400 * 0.4, a100, utilisation=0.4
+    ) == pytest.approx(1.0)
     assert energy_kwh(10, 400, pue=1.5) == pytest.approx(6.0)
 
 
@@ -105,11 +172,14 @@ def test_memory_sixteen_bytes_per_parameter_both_ways():
 
 
 def _saved_activation_bytes(model, idx):
-    """Bytes of the distinct tensors autograd saves for backward, parameters excluded."""
+    """Bytes of the distinct tensors autograd saves for backward, parameters
+    excluded."""
     storages = {}
 
     def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        storages[t.untyped_storage().data_ptr()] = (
+            t.untyped_storage().nbytes()
+        )
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -118,63 +188,125 @@ def _saved_activation_bytes(model, idx):
     return sum(n for ptr, n in storages.items() if ptr not in params)
 
 
-@pytest.mark.parametrize("config, batch", [
-    (GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64), 8),
-    (GPTConfig(vocab_size=65, block_size=64, n_layer=3, n_head=4, n_embd=128, bias=False), 4),
-    (GPTConfig(vocab_size=500, block_size=48, n_layer=1, n_head=3, n_embd=96), 2),
-])
+@pytest.mark.parametrize(
+    "config, batch",
+    [
+        (
+            GPTConfig(
+                vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64
+            ),
+            8,
+        ),
+        (
+            GPTConfig(
+                vocab_size=65,
+                block_size=64,
+                n_layer=3,
+                n_head=4,
+                n_embd=128,
+                bias=False,
+            ),
+            4,
+        ),
+        (
+            GPTConfig(
+                vocab_size=500, block_size=48, n_layer=1, n_head=3, n_embd=96
+            ),
+            2,
+        ),
+    ],
+)
 def test_activation_bytes_match_what_autograd_saves(config, batch):
     torch.manual_seed(0)
     idx = torch.randint(0, config.vocab_size, (batch, config.block_size))
     measured = _saved_activation_bytes(GPT(config), idx)
-    assert activation_bytes(config, batch) == pytest.approx(measured, rel=0.05)
+    assert activation_bytes(config, batch) == pytest.approx(
+        measured, rel=0.05
+    )
 
 
 def test_power_law_fit_recovers_known_parameters():
     n = np.array([1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
-    fit = fit_power_law(n, 12.0 * n ** -0.3 + 1.5)
-    assert (fit.a, fit.alpha, fit.c) == pytest.approx((12.0, 0.3, 1.5), rel=1e-4)
+    fit = fit_power_law(n, 12.0 * n**-0.3 + 1.5)
+    assert (fit.a, fit.alpha, fit.c) == pytest.approx(
+        (12.0, 0.3, 1.5), rel=1e-4
+    )
     assert fit.rmse < 1e-8
-    assert fit(n) == pytest.approx(12.0 * n ** -0.3 + 1.5, rel=1e-6)
+    assert fit(n) == pytest.approx(12.0 * n**-0.3 + 1.5, rel=1e-6)
 
 
 def test_power_law_without_offset_equals_a_line_in_log_log():
     rng = np.random.default_rng(0)
     n = np.geomspace(1e3, 1e7, 8)
-    y = 5.0 * n ** -0.076 * np.exp(rng.normal(0, 0.01, n.size))
+    y = 5.0 * n**-0.076 * np.exp(rng.normal(0, 0.01, n.size))
     fit = fit_power_law(n, y, offset=False)
     slope, intercept = np.polyfit(np.log(n), np.log(y), 1)
-    # least squares in L rather than log L: close to, not equal to, the log-log line
+    # least squares in L rather than log L: close to, not equal to, the
+    # log-log line
     assert fit.alpha == pytest.approx(-slope, abs=2e-3)
     assert fit.a == pytest.approx(np.exp(intercept), rel=0.02)
     assert isinstance(fit, PowerLawFit) and fit.c == 0.0
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: param_count({"n_embd": 8}), "expected a GPTConfig"),
-    (lambda: training_flops(-1, 10), "n_params must be a finite number > 0, got -1"),
-    (lambda: training_flops(1e9, float("nan")), "n_tokens must be"),
-    (lambda: training_flops(1e9, 1e9, n_layer=-2), "n_layer must be a finite number >= 0"),
-    (lambda: training_seconds(1e18, 1e15, utilisation=40), r"write 40% as 0.4"),
-    (lambda: training_seconds(1e18, 1e15, n_devices=0), "n_devices must be a positive int"),
-    (lambda: gpu_days(1e18, "A100"), r"ACCELERATORS\['A100'\]"),
-    (lambda: energy_kwh(10, 400, pue=0.9), "pue .* >= 1"),
-    (lambda: training_memory(1e9, "fp8"), "precision must be one of"),
-    (lambda: activation_bytes(GPTConfig(65, 32, 1, 1, 8), 2, seq_len=64), "seq_len=64 exceeds block_size=32"),
-    (lambda: activation_bytes(GPTConfig(65, 32, 1, 1, 8), 0), "batch_size must be a positive int"),
-    (lambda: fit_power_law([1, 2, 3], [3, 2, 1]), "needs at least 4 points"),
-    (lambda: fit_power_law([1, 2, 3, 4], [3, 2, 1]), "same length"),
-    (lambda: fit_power_law([1, 2, 0, 4], [3, 2, 1, 1]), "finite and > 0"),
-    (lambda: fit_power_law([1, 1, 2, 2], [3, 2, 1, 1]), "distinct values"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: param_count({"n_embd": 8}), "expected a GPTConfig"),
+        (
+            lambda: training_flops(-1, 10),
+            "n_params must be a finite number > 0, got -1",
+        ),
+        (lambda: training_flops(1e9, float("nan")), "n_tokens must be"),
+        (
+            lambda: training_flops(1e9, 1e9, n_layer=-2),
+            "n_layer must be a finite number >= 0",
+        ),
+        (
+            lambda: training_seconds(1e18, 1e15, utilisation=40),
+            r"write 40% as 0.4",
+        ),
+        (
+            lambda: training_seconds(1e18, 1e15, n_devices=0),
+            "n_devices must be a positive int",
+        ),
+        (lambda: gpu_days(1e18, "A100"), r"ACCELERATORS\['A100'\]"),
+        (lambda: energy_kwh(10, 400, pue=0.9), "pue .* >= 1"),
+        (lambda: training_memory(1e9, "fp8"), "precision must be one of"),
+        (
+            lambda: activation_bytes(
+                GPTConfig(65, 32, 1, 1, 8), 2, seq_len=64
+            ),
+            "seq_len=64 exceeds block_size=32",
+        ),
+        (
+            lambda: activation_bytes(GPTConfig(65, 32, 1, 1, 8), 0),
+            "batch_size must be a positive int",
+        ),
+        (
+            lambda: fit_power_law([1, 2, 3], [3, 2, 1]),
+            "needs at least 4 points",
+        ),
+        (lambda: fit_power_law([1, 2, 3, 4], [3, 2, 1]), "same length"),
+        (lambda: fit_power_law([1, 2, 0, 4], [3, 2, 1, 1]), "finite and > 0"),
+        (
+            lambda: fit_power_law([1, 1, 2, 2], [3, 2, 1, 1]),
+            "distinct values",
+        ),
+    ],
+)
 def test_bad_input_is_named(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
 
 
-def test_check_param_count_accepts_the_reference_and_rejects_a_mistake(capsys):
+def test_check_param_count_accepts_the_reference_and_rejects_a_mistake(
+    capsys,
+):
     from minigpt.exercises import check_param_count
+
     assert check_param_count(param_count, verbose=False).ok
-    forgot_position_embeddings = lambda config: param_count(config) - config.block_size * config.n_embd  # noqa: E731
+    forgot_position_embeddings = lambda config: (
+        param_count(config) - config.block_size * config.n_embd
+    )  # noqa: E731
     report = check_param_count(forgot_position_embeddings, verbose=False)
     assert not report.ok and len(report.failed) == 5

@@ -1,8 +1,9 @@
-"""minigpt.tokenizer: characters, byte-level BPE from scratch, and the tokenizers library.
+"""minigpt.tokenizer: characters, byte-level BPE from scratch, and the
+tokenizers library.
 
-The from-scratch BPE is checked against the ``tokenizers`` library trained on the
-same text with the same pre-tokenization: the same merges in the same order, and
-the same tokens on held-out text.
+The from-scratch BPE is checked against the ``tokenizers`` library trained on
+the same text with the same pre-tokenization: the same merges in the same
+order, and the same tokens on held-out text.
 """
 
 import json
@@ -14,8 +15,19 @@ import torch
 from tokenizers.pre_tokenizers import ByteLevel
 
 from minigpt import data
-from minigpt.tokenizer import (EOT, GPT2_PATTERN, BPETokenizer, CharTokenizer, HFBPETokenizer, get_pairs,
-                               gpt2_byte_order, gpt2_byte_to_char, load_tokenizer, merge, train_bpe)
+from minigpt.tokenizer import (
+    EOT,
+    GPT2_PATTERN,
+    BPETokenizer,
+    CharTokenizer,
+    HFBPETokenizer,
+    get_pairs,
+    gpt2_byte_order,
+    gpt2_byte_to_char,
+    load_tokenizer,
+    merge,
+    train_bpe,
+)
 
 TEXTS = [
     "hello world",
@@ -25,7 +37,10 @@ TEXTS = [
     "naïve café, Ünïcödé; ½ ² Ⅻ",
     "",
 ]
-CORPUS = "the quick brown fox jumps over the lazy dog. " * 20 + "自注意力机制 自注意力 注意力 " * 10
+CORPUS = (
+    "the quick brown fox jumps over the lazy dog. " * 20
+    + "自注意力机制 自注意力 注意力 " * 10
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +55,15 @@ def test_byte_to_char_is_the_librarys_alphabet():
     byte_to_char = gpt2_byte_to_char()
     assert sorted(byte_to_char.values()) == sorted(ByteLevel.alphabet())
     assert byte_to_char[ord(" ")] == "Ġ" and byte_to_char[ord("A")] == "A"
-    # the library's ids for the 256 bytes follow the characters' code points, i.e. gpt2_byte_order()
-    assert [byte_to_char[b] for b in gpt2_byte_order()] == sorted(ByteLevel.alphabet())
+    # the library's ids for the 256 bytes follow the characters' code points,
+    # i.e. gpt2_byte_order()
+    assert [byte_to_char[b] for b in gpt2_byte_order()] == sorted(
+        ByteLevel.alphabet()
+    )
 
 
 # --- characters ---
+
 
 def test_char_roundtrip_and_ids():
     tok = CharTokenizer.from_text("hello")
@@ -55,7 +74,10 @@ def test_char_roundtrip_and_ids():
 
 def test_char_unknown_raises_naming_the_character():
     tok = CharTokenizer.from_text("abc")
-    with pytest.raises(ValueError, match=r"character 'z' \(U\+007A\) at position 2 is not in the vocabulary.*unknown="):
+    with pytest.raises(
+        ValueError,
+        match=r"character 'z' \(U\+007A\) at position 2 is not in the vocabulary.*unknown=",
+    ):
         tok.encode("abzc")
 
 
@@ -63,7 +85,9 @@ def test_char_explicit_unknown_token():
     tok = CharTokenizer.from_text("abc", unknown="?")
     assert tok.vocab_size == 4
     assert tok.decode(tok.encode("abzc")) == "ab?c"
-    with pytest.raises(ValueError, match="unknown must be a single character"):
+    with pytest.raises(
+        ValueError, match="unknown must be a single character"
+    ):
         CharTokenizer.from_text("abc", unknown="<unk>")
 
 
@@ -71,12 +95,17 @@ def test_char_save_load(tmp_path):
     tok = CharTokenizer.from_text("自注意力 ok", unknown="?")
     path = tok.save(tmp_path / "chars.json")
     for loaded in (CharTokenizer.load(path), load_tokenizer(path)):
-        assert isinstance(loaded, CharTokenizer) and loaded.chars == tok.chars and loaded.unknown == "?"
+        assert (
+            isinstance(loaded, CharTokenizer)
+            and loaded.chars == tok.chars
+            and loaded.unknown == "?"
+        )
     tok.save(tmp_path)  # a directory: tokenizer.json inside it
     assert load_tokenizer(tmp_path).encode("ok") == tok.encode("ok")
 
 
 # --- bad input, every tokenizer ---
+
 
 @pytest.fixture(scope="module", params=["char", "bpe", "hf"])
 def any_tokenizer(request):
@@ -90,7 +119,10 @@ def any_tokenizer(request):
 @pytest.mark.parametrize("bad", [[-1], "vocab", torch.tensor([0, 99999])])
 def test_decode_ids_outside_vocabulary(any_tokenizer, bad):
     ids = [any_tokenizer.vocab_size] if isinstance(bad, str) else bad
-    with pytest.raises(ValueError, match=r"token id -?\d+ is outside the vocabulary \(0\.\.\d+\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"token id -?\d+ is outside the vocabulary \(0\.\.\d+\)",
+    ):
         any_tokenizer.decode(ids)
 
 
@@ -106,23 +138,35 @@ def test_encode_rejects_non_strings(any_tokenizer):
         any_tokenizer.encode(b"abc")
 
 
-@pytest.mark.parametrize("trainer", [CharTokenizer.from_text, lambda t: BPETokenizer.train(t, 300),
-                                     lambda t: train_bpe(t, 300)])
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        CharTokenizer.from_text,
+        lambda t: BPETokenizer.train(t, 300),
+        lambda t: train_bpe(t, 300),
+    ],
+)
 def test_empty_training_text(trainer):
     with pytest.raises(ValueError, match="training text is empty"):
         trainer("")
 
 
 def test_byte_level_vocabulary_below_256():
-    with pytest.raises(ValueError, match="vocab_size must be an int >= 256.*got 255"):
+    with pytest.raises(
+        ValueError, match="vocab_size must be an int >= 256.*got 255"
+    ):
         BPETokenizer.train(CORPUS, 255)
-    with pytest.raises(ValueError, match="vocab_size must be an int >= 257.*got 256"):
+    with pytest.raises(
+        ValueError, match="vocab_size must be an int >= 257.*got 256"
+    ):
         train_bpe(CORPUS, 256)
 
 
 def test_load_wrong_kind(tmp_path):
     path = CharTokenizer.from_text("abc").save(tmp_path / "t.json")
-    with pytest.raises(ValueError, match="kind 'char', not 'bpe'.*load_tokenizer"):
+    with pytest.raises(
+        ValueError, match="kind 'char', not 'bpe'.*load_tokenizer"
+    ):
         BPETokenizer.load(path)
     (tmp_path / "x.json").write_text(json.dumps({"kind": "word"}))
     with pytest.raises(ValueError, match="not a tokenizer saved by minigpt"):
@@ -133,28 +177,42 @@ def test_load_wrong_kind(tmp_path):
 
 # --- BPE from scratch: the building blocks, by hand ---
 
+
 def test_get_pairs_and_merge_by_hand():
     assert get_pairs([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
     assert merge([5, 6, 6, 7, 5, 6], (5, 6), 99) == [99, 6, 7, 99]
-    assert merge([1, 1, 1, 1, 1], (1, 1), 2) == [2, 2, 1]  # left to right, no overlaps
+    assert merge([1, 1, 1, 1, 1], (1, 1), 2) == [
+        2,
+        2,
+        1,
+    ]  # left to right, no overlaps
     assert merge([], (1, 1), 2) == []
 
 
 def test_gpt2_byte_order_is_a_permutation_with_printables_first():
     order = gpt2_byte_order()
     assert sorted(order) == list(range(256))
-    assert order[:3] == [ord("!"), ord('"'), ord("#")] and order[-1] == 173  # soft hyphen last
+    assert (
+        order[:3] == [ord("!"), ord('"'), ord("#")] and order[-1] == 173
+    )  # soft hyphen last
 
 
 def test_bpe_hand_worked_example():
-    """Wikipedia's "aaabdaaabac", kept as one chunk by the pattern ".+", worked by hand."""
+    """Wikipedia's "aaabdaaabac", kept as one chunk by the pattern ".+",
+    worked by hand."""
     tok = BPETokenizer.train("aaabdaaabac", 256 + 3, pattern=r".+")
     a, b = tok.byte_to_id[ord("a")], tok.byte_to_id[ord("b")]
-    # 1. (a,a) occurs 4 times -> 256 "aa"; the text becomes aa a b d aa a b a c
-    # 2. (256,a) and (a,b) occur twice each: a tie, broken by the smaller ids -> 257 "ab"
+    # 1. (a,a) occurs 4 times -> 256 "aa"; the text becomes aa a b d aa a b a
+    #    c
+    # 2. (256,a) and (a,b) occur twice each: a tie, broken by the smaller ids
+    #    -> 257 "ab"
     # 3. the text is aa ab d aa ab a c: (256,257) occurs twice -> 258 "aaab"
     assert list(tok.merges) == [(a, a), (a, b), (256, 257)]
-    assert [tok.vocab[i] for i in tok.merges.values()] == [b"aa", b"ab", b"aaab"]
+    assert [tok.vocab[i] for i in tok.merges.values()] == [
+        b"aa",
+        b"ab",
+        b"aaab",
+    ]
     assert tok.tokens("aaabdaaabac") == [b"aaab", b"d", b"aaab", b"a", b"c"]
 
 
@@ -171,7 +229,10 @@ def test_bpe_learns_chinese_merges():
 
 
 def test_bpe_stops_and_warns_when_pairs_run_out():
-    with pytest.warns(UserWarning, match="ran out of pairs to merge: vocabulary has 258 tokens, not the 300"):
+    with pytest.warns(
+        UserWarning,
+        match="ran out of pairs to merge: vocabulary has 258 tokens, not the 300",
+    ):
         tok = BPETokenizer.train("abc", 300)
     assert tok.vocab_size == 258
 
@@ -179,20 +240,31 @@ def test_bpe_stops_and_warns_when_pairs_run_out():
 def test_bpe_save_load(tmp_path):
     tok = BPETokenizer.train(CORPUS, 300)
     loaded = load_tokenizer(tok.save(tmp_path / "bpe.json"))
-    assert isinstance(loaded, BPETokenizer) and loaded.merges == tok.merges and loaded.vocab == tok.vocab
+    assert (
+        isinstance(loaded, BPETokenizer)
+        and loaded.merges == tok.merges
+        and loaded.vocab == tok.vocab
+    )
 
 
 # --- BPE from scratch against the tokenizers library ---
 
+
 def test_same_merges_as_the_library(shakespeare):
-    """The first 100,000 characters of the corpus, 300 merges: identical lists, in order."""
+    """The first 100,000 characters of the corpus, 300 merges: identical
+    lists, in order."""
     train, _ = shakespeare
     ours = BPETokenizer.train(train, 256 + 300)
     theirs = train_bpe(train, 1 + 256 + 300)  # + the end-of-text token
     assert len(ours.merge_list()) == 300
     assert ours.merge_list() == theirs.merge_list()
-    # independently: the first merge is the most frequent byte pair inside GPT-2's chunks
-    pairs = Counter(p for chunk in regex.findall(GPT2_PATTERN, train) for p in zip(chunk.encode(), chunk.encode()[1:]))
+    # independently: the first merge is the most frequent byte pair inside
+    # GPT-2's chunks
+    pairs = Counter(
+        p
+        for chunk in regex.findall(GPT2_PATTERN, train)
+        for p in zip(chunk.encode(), chunk.encode()[1:])
+    )
     (a, b), _ = pairs.most_common(1)[0]
     assert theirs.merge_list()[0] == (bytes([a]), bytes([b]))
 
@@ -212,6 +284,7 @@ def test_same_merges_on_unicode_text():
 
 # --- the library path ---
 
+
 @pytest.mark.parametrize("text", TEXTS)
 def test_train_bpe_roundtrips(text):
     tok = train_bpe(CORPUS, 300)
@@ -220,11 +293,15 @@ def test_train_bpe_roundtrips(text):
 
 def test_train_bpe_eot_and_save_load(tmp_path):
     tok = train_bpe([CORPUS, "more text"], 300)
-    assert tok.vocab_size == 300 and tok.eot_id == tok.tokenizer.token_to_id(EOT)
+    assert tok.vocab_size == 300 and tok.eot_id == tok.tokenizer.token_to_id(
+        EOT
+    )
     assert tok.decode([tok.eot_id]) == EOT
     path = tok.save(tmp_path / "tokenizer.json")
     loaded = load_tokenizer(tmp_path)
-    assert isinstance(loaded, HFBPETokenizer) and loaded.encode(CORPUS) == tok.encode(CORPUS)
+    assert isinstance(loaded, HFBPETokenizer) and loaded.encode(
+        CORPUS
+    ) == tok.encode(CORPUS)
 
 
 def test_train_bpe_file_loads_in_transformers(tmp_path):
@@ -233,7 +310,10 @@ def test_train_bpe_file_loads_in_transformers(tmp_path):
     path = tok.save(tmp_path / "tokenizer.json")
     fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(path))
     text = "自注意力 the fox 🤖"
-    assert fast.encode(text) == tok.encode(text) and fast.decode(fast.encode(text)) == text
+    assert (
+        fast.encode(text) == tok.encode(text)
+        and fast.decode(fast.encode(text)) == text
+    )
 
 
 def test_merge_checker_passes_the_reference_and_fails_overlapping_merges():
@@ -241,18 +321,33 @@ def test_merge_checker_passes_the_reference_and_fails_overlapping_merges():
 
     assert check_merge(merge, verbose=False)
 
-    def replace_all_pairs(ids, pair, new_id):  # merges overlapping pairs: [1, 1, 1] -> [2, 2]
-        return [new_id if (a, b) == pair else a for a, b in zip(ids, ids[1:])] if len(ids) > 1 else list(ids)
+    def replace_all_pairs(
+        ids, pair, new_id
+    ):  # merges overlapping pairs: [1, 1, 1] -> [2, 2]
+        return (
+            [new_id if (a, b) == pair else a for a, b in zip(ids, ids[1:])]
+            if len(ids) > 1
+            else list(ids)
+        )
 
     report = check_merge(replace_all_pairs, verbose=False)
-    assert not report and "overlapping run: [1, 1, 1, 1, 1], (1, 1)" in report.failed
+    assert (
+        not report
+        and "overlapping run: [1, 1, 1, 1, 1], (1, 1)" in report.failed
+    )
 
 
 def test_corrupt_saved_files_are_rejected(tmp_path):
-    (tmp_path / "bpe.json").write_text(json.dumps({"kind": "bpe", "pattern": ".+", "merges": [[0, 1, 300]]}))
-    with pytest.raises(ValueError, match=r"merge \(0, 1\) -> 300 is inconsistent"):
+    (tmp_path / "bpe.json").write_text(
+        json.dumps({"kind": "bpe", "pattern": ".+", "merges": [[0, 1, 300]]})
+    )
+    with pytest.raises(
+        ValueError, match=r"merge \(0, 1\) -> 300 is inconsistent"
+    ):
         load_tokenizer(tmp_path / "bpe.json")
-    (tmp_path / "char.json").write_text(json.dumps({"kind": "char", "chars": ["a", "a"], "unknown": None}))
+    (tmp_path / "char.json").write_text(
+        json.dumps({"kind": "char", "chars": ["a", "a"], "unknown": None})
+    )
     with pytest.raises(ValueError, match="distinct single characters"):
         load_tokenizer(tmp_path / "char.json")
 
@@ -264,15 +359,23 @@ def test_clear_cache_forgets_encoded_chunks_and_changes_no_ids():
         tok.clear_cache()
         assert tok.encode(CORPUS) == ids
     scratch.clear_cache()
-    assert scratch._cache == {}  # the next encode starts cold, which is what a benchmark wants
+    assert (
+        scratch._cache == {}
+    )  # the next encode starts cold, which is what a benchmark wants
     scratch.encode("the fox")
     assert set(scratch._cache) == {"the", " fox"}
 
 
 def test_save_leaves_no_temporary_file(tmp_path):
-    for tok in (CharTokenizer.from_text(CORPUS), BPETokenizer.train(CORPUS, 300), train_bpe(CORPUS, 301)):
+    for tok in (
+        CharTokenizer.from_text(CORPUS),
+        BPETokenizer.train(CORPUS, 300),
+        train_bpe(CORPUS, 301),
+    ):
         folder = tmp_path / type(tok).__name__
         for _ in range(2):  # the second save replaces the first
             tok.save(folder / "tokenizer.json")
         assert [p.name for p in folder.iterdir()] == ["tokenizer.json"]
-        assert load_tokenizer(folder / "tokenizer.json").encode(CORPUS) == tok.encode(CORPUS)
+        assert load_tokenizer(folder / "tokenizer.json").encode(
+            CORPUS
+        ) == tok.encode(CORPUS)

@@ -1,7 +1,8 @@
-"""minigpt.zoo: train once, cache under a key that covers preset, corpus and code, reuse safely.
+"""minigpt.zoo: train once, cache under a key that covers preset, corpus and
+code, reuse safely.
 
-The real presets train for minutes; these tests use a tiny preset on a small text
-(``load_text`` is replaced), so the caching logic is tested in seconds.
+The real presets train for minutes; these tests use a tiny preset on a small
+text (``load_text`` is replaced), so the caching logic is tested in seconds.
 """
 
 import threading
@@ -13,7 +14,10 @@ import torch
 
 from minigpt import data, zoo
 
-TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me "
+    "speak.\n\nAll:\nSpeak, speak.\n" * 20
+)
 TINY = zoo.Preset(
     name="test-tiny",
     tokenizer="char",
@@ -26,9 +30,14 @@ TINY = zoo.Preset(
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """A fresh cache dir, a small corpus, and a count of how often a model is trained."""
+    """A fresh cache dir, a small corpus, and a count of how often a model is
+    trained."""
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(zoo.data, "load_text", lambda name: TEXT if name == "tinyshakespeare" else TEXT.upper())
+    monkeypatch.setattr(
+        zoo.data,
+        "load_text",
+        lambda name: TEXT if name == "tinyshakespeare" else TEXT.upper(),
+    )
     calls = []
     real_train = zoo._train
 
@@ -42,7 +51,9 @@ def cache(tmp_path, monkeypatch):
 
 def same_weights(a, b) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return sa.keys() == sb.keys() and all(
+        torch.equal(sa[k], sb[k]) for k in sa
+    )
 
 
 def test_first_use_trains_then_loads_the_cached_copy(cache):
@@ -52,27 +63,47 @@ def test_first_use_trains_then_loads_the_cached_copy(cache):
     assert same_weights(model, again) and not again.training
     assert tokenizer2.encode(TEXT[:50]) == tokenizer.encode(TEXT[:50])
     assert history2 == history
-    assert history["step"] == list(range(1, 13)) and history["val_step"] == [0, 6, 12]
+    assert history["step"] == list(range(1, 13)) and history["val_step"] == [
+        0,
+        6,
+        12,
+    ]
     assert [s["step"] for s in history["samples"]] == [0, 6, 12]
-    assert all(len(tokenizer.encode(s["text"])) == 20 for s in history["samples"])
-    assert history["corpus"] == "tinyshakespeare" and history["train_cpu_seconds"] > 0
+    assert all(
+        len(tokenizer.encode(s["text"])) == 20 for s in history["samples"]
+    )
+    assert (
+        history["corpus"] == "tinyshakespeare"
+        and history["train_cpu_seconds"] > 0
+    )
     folder = zoo.model_dir(TINY, zoo.cache_key(TINY, TEXT))
-    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name, folder.name + ".lock"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == [
+        folder.name,
+        folder.name + ".lock",
+    ]
 
 
 def test_training_is_deterministic_and_retrain_forces_it(cache):
     model, _, history = zoo.pretrained(TINY, progress=False)
-    retrained, _, history2 = zoo.pretrained(TINY, retrain=True, progress=False)
+    retrained, _, history2 = zoo.pretrained(
+        TINY, retrain=True, progress=False
+    )
     assert cache == ["test-tiny", "test-tiny"]
     assert same_weights(model, retrained)
     assert history2["train_loss"] == history["train_loss"]
-    assert [s["text"] for s in history2["samples"]] == [s["text"] for s in history["samples"]]
+    assert [s["text"] for s in history2["samples"]] == [
+        s["text"] for s in history["samples"]
+    ]
 
 
 def test_samples_use_the_same_random_numbers_so_only_the_model_differs(cache):
     model, tokenizer, history = zoo.pretrained(TINY, progress=False)
     prompt = torch.tensor([tokenizer.encode(TINY.sample_prompt)])
-    out = model.generate(prompt, TINY.sample_tokens, generator=torch.Generator().manual_seed(TINY.seed))
+    out = model.generate(
+        prompt,
+        TINY.sample_tokens,
+        generator=torch.Generator().manual_seed(TINY.seed),
+    )
     assert history["samples"][-1]["text"] == tokenizer.decode(out[0, 1:])
 
 
@@ -87,9 +118,16 @@ def test_caller_random_state_is_left_alone(cache):
 def test_cache_key_covers_preset_corpus_and_code(monkeypatch):
     key = zoo.cache_key(TINY, TEXT)
     assert zoo.cache_key(TINY, TEXT) == key
-    assert zoo.cache_key(replace(TINY, train={**TINY.train, "max_iters": 13}), TEXT) != key
+    assert (
+        zoo.cache_key(
+            replace(TINY, train={**TINY.train, "max_iters": 13}), TEXT
+        )
+        != key
+    )
     assert zoo.cache_key(replace(TINY, seed=1), TEXT) != key
-    assert zoo.cache_key(replace(TINY, description="other words"), TEXT) == key  # not part of the recipe
+    assert (
+        zoo.cache_key(replace(TINY, description="other words"), TEXT) == key
+    )  # not part of the recipe
     assert zoo.cache_key(TINY, TEXT + " ") != key
     monkeypatch.setattr(zoo, "source_hash", lambda: "0" * 64)
     assert zoo.cache_key(TINY, TEXT) != key
@@ -98,10 +136,19 @@ def test_cache_key_covers_preset_corpus_and_code(monkeypatch):
 def test_code_digest_ignores_docstrings_and_comments_but_not_code():
     code = 'def f(x):\n    """Add one."""\n    return x + 1  # comment\n'
     digest = zoo.code_digest(code)
-    assert zoo.code_digest(code.replace("Add one.", "Adds one to x.").replace("comment", "note")) == digest
-    assert zoo.code_digest('def f(x):\n    return x + 1\n') == digest
+    assert (
+        zoo.code_digest(
+            code.replace("Add one.", "Adds one to x.").replace(
+                "comment", "note"
+            )
+        )
+        == digest
+    )
+    assert zoo.code_digest("def f(x):\n    return x + 1\n") == digest
     assert zoo.code_digest(code.replace("x + 1", "x + 2")) != digest
-    assert zoo.code_digest('def f(x):\n    """Only a docstring."""\n') == zoo.code_digest('def f(x):\n    pass\n')
+    assert zoo.code_digest(
+        'def f(x):\n    """Only a docstring."""\n'
+    ) == zoo.code_digest("def f(x):\n    pass\n")
 
 
 def test_model_trained_by_other_code_is_not_reused(cache, monkeypatch):
@@ -124,14 +171,17 @@ def test_unreadable_cached_copy_is_trained_again_with_a_warning(cache):
 
 
 def test_concurrent_first_use_trains_once_and_both_get_the_model(cache):
-    # flock locks belong to an open file, not a process: two threads opening the lock file
-    # contend exactly as two processes would, and share this test's monkeypatched corpus
+    # flock locks belong to an open file, not a process: two threads opening
+    # the lock file contend exactly as two processes would, and share this
+    # test's monkeypatched corpus
     results = [None, None]
 
     def worker(i):
         try:
             results[i] = zoo.pretrained(TINY, progress=False)
-        except Exception as error:  # a thread's exception would otherwise vanish
+        except (
+            Exception
+        ) as error:  # a thread's exception would otherwise vanish
             results[i] = error
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
@@ -144,11 +194,17 @@ def test_concurrent_first_use_trains_once_and_both_get_the_model(cache):
     assert cache == ["test-tiny"]
     assert same_weights(results[0][0], results[1][0])
     folder = zoo.model_dir(TINY, zoo.cache_key(TINY, TEXT))
-    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert not [
+        p
+        for p in folder.parent.iterdir()
+        if ".tmp-" in p.name or ".old-" in p.name
+    ]
 
 
 def test_bpe_preset_trains_its_tokenizer_with_the_preset_vocabulary(cache):
-    preset = replace(TINY, name="test-tiny-bpe", tokenizer="bpe", vocab_size=300)
+    preset = replace(
+        TINY, name="test-tiny-bpe", tokenizer="bpe", vocab_size=300
+    )
     model, tokenizer, _ = zoo.pretrained(preset, progress=False)
     assert tokenizer.vocab_size == 300 == model.config.vocab_size
     assert tokenizer.decode(tokenizer.encode(TEXT[:80])) == TEXT[:80]
@@ -157,31 +213,62 @@ def test_bpe_preset_trains_its_tokenizer_with_the_preset_vocabulary(cache):
 def test_the_book_presets():
     assert list(zoo.PRESETS) == ["shakespeare-char", "shakespeare-bpe"]
     char, bpe = zoo.PRESETS.values()
-    assert char.tokenizer == "char" and bpe.tokenizer == "bpe" and 1000 <= bpe.vocab_size <= 2000
+    assert (
+        char.tokenizer == "char"
+        and bpe.tokenizer == "bpe"
+        and 1000 <= bpe.vocab_size <= 2000
+    )
     for preset in (char, bpe):
-        assert preset.corpus == "tinyshakespeare" and preset.train_config().device == "cpu"
-        assert preset.sample_steps[0] == 0 and preset.sample_steps[-1] == preset.train_config().max_iters
+        assert (
+            preset.corpus == "tinyshakespeare"
+            and preset.train_config().device == "cpu"
+        )
+        assert (
+            preset.sample_steps[0] == 0
+            and preset.sample_steps[-1] == preset.train_config().max_iters
+        )
 
 
 def test_unknown_name_is_refused():
-    with pytest.raises(ValueError, match="unknown zoo model 'shakespeare'; choose one of shakespeare-char"):
+    with pytest.raises(
+        ValueError,
+        match="unknown zoo model 'shakespeare'; choose one of shakespeare-char",
+    ):
         zoo.pretrained("shakespeare")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"name": "my/model"}, "names a cache folder"),
-    ({"tokenizer": "word"}, "tokenizer must be one of"),
-    ({"tokenizer": "bpe"}, "needs vocab_size >= 257"),
-    ({"tokenizer": "bpe", "vocab_size": 100}, "needs vocab_size >= 257"),
-    ({"vocab_size": 500}, "vocab_size=500 is for BPE"),
-    ({"corpus": "wikipedia"}, "unknown corpus 'wikipedia'"),
-    ({"train": {"max_iters": 12, "device": "cuda"}}, r"the zoo sets \['device'\] itself"),
-    ({"train": {"max_iters": 12, "seed": 3}}, r"the zoo sets \['seed'\] itself"),
-    ({"train": {"max_iters": 0}}, "max_iters must be a positive int"),
-    ({"model": {**TINY.model, "vocab_size": 65}}, "leave vocab_size out of model"),
-    ({"model": {**TINY.model, "n_embd": 15}}, "must be divisible by n_head"),
-    ({"sample_steps": (0, 13)}, r"sample_steps \[13\] lie outside 0..max_iters=12"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"name": "my/model"}, "names a cache folder"),
+        ({"tokenizer": "word"}, "tokenizer must be one of"),
+        ({"tokenizer": "bpe"}, "needs vocab_size >= 257"),
+        ({"tokenizer": "bpe", "vocab_size": 100}, "needs vocab_size >= 257"),
+        ({"vocab_size": 500}, "vocab_size=500 is for BPE"),
+        ({"corpus": "wikipedia"}, "unknown corpus 'wikipedia'"),
+        (
+            {"train": {"max_iters": 12, "device": "cuda"}},
+            r"the zoo sets \['device'\] itself",
+        ),
+        (
+            {"train": {"max_iters": 12, "seed": 3}},
+            r"the zoo sets \['seed'\] itself",
+        ),
+        ({"train": {"max_iters": 0}}, "max_iters must be a positive int"),
+        (
+            {"model": {**TINY.model, "vocab_size": 65}},
+            "leave vocab_size out of model",
+        ),
+        (
+            {"model": {**TINY.model, "n_embd": 15}},
+            "must be divisible by n_head",
+        ),
+        (
+            {"sample_steps": (0, 13)},
+            r"sample_steps \[13\] lie outside 0..max_iters=12",
+        ),
+    ],
+)
 def test_bad_presets_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         replace(TINY, **change)
@@ -195,18 +282,37 @@ def test_no_warning_on_the_normal_path(cache):
 
 
 def test_the_chapter_checkers_accept_the_reference_and_reject_a_wrong_answer():
-    from minigpt.exercises import check_lr_schedule, check_previous_token_score
+    from minigpt.exercises import (
+        check_lr_schedule,
+        check_previous_token_score,
+    )
     from minigpt.train import TrainConfig, lr_at
 
     def reference_lr(step, peak, floor, warmup, decay):
-        return lr_at(step, TrainConfig(max_iters=decay, learning_rate=peak, min_lr=floor, warmup_iters=warmup,
-                                       lr_decay_iters=decay))
+        return lr_at(
+            step,
+            TrainConfig(
+                max_iters=decay,
+                learning_rate=peak,
+                min_lr=floor,
+                warmup_iters=warmup,
+                lr_decay_iters=decay,
+            ),
+        )
 
     assert check_lr_schedule(reference_lr, verbose=False)
-    assert not check_lr_schedule(lambda step, peak, floor, warmup, decay: peak, verbose=False)
+    assert not check_lr_schedule(
+        lambda step, peak, floor, warmup, decay: peak, verbose=False
+    )
 
-    def diagonal_score(weights):  # another formulation than the checker's reference loop
-        return torch.diagonal(weights, offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+    def diagonal_score(
+        weights,
+    ):  # another formulation than the checker's reference loop
+        return torch.diagonal(weights, offset=-1, dim1=-2, dim2=-1).mean(
+            dim=(0, 2)
+        )
 
     assert check_previous_token_score(diagonal_score, verbose=False)
-    assert not check_previous_token_score(lambda w: w.mean(dim=(0, 2, 3)), verbose=False)
+    assert not check_previous_token_score(
+        lambda w: w.mean(dim=(0, 2, 3)), verbose=False
+    )
