@@ -1,7 +1,7 @@
-"""minigpt: a small, tested GPT in PyTorch, the companion package of the book
-*Large Language Models from First Principles*.
+"""minigpt: a small, tested GPT in PyTorch.
 
-One module per concept (see the book's chapter map):
+The companion package of the book *Large Language Models from First
+Principles*. One module per concept (see the book's chapter map):
 
 - ``minigpt.data``        corpora, splits and batches
 - ``minigpt.tokenizer``   characters and byte-level BPE
@@ -9,24 +9,20 @@ One module per concept (see the book's chapter map):
 - ``minigpt.attention``   scaled dot-product, single- and multi-head attention
 - ``minigpt.model``       the GPT (GPT-2 compatible)
 - ``minigpt.sampling``    greedy, temperature, top-k, top-p
-- ``minigpt.train``       the training loop; ``minigpt.checkpoint`` saves and
-  resumes it
+- ``minigpt.train``       the training loop
+- ``minigpt.checkpoint``  saving a training run and resuming it
 - ``minigpt.zoo``         pre-trained models that train once and are cached
 - ``minigpt.finetune``    classification heads, LoRA, prompt -> response rows
 - ``minigpt.hf``          to and from Hugging Face ``transformers``
-- ``minigpt.tasks``       the book's tasks, one module each, data in
-  ``tasks/data/``
+- ``minigpt.tasks``       the book's tasks, one module each
 - ``minigpt.textstats``   words, sentences, distinct-n, repetition, tf-idf
-- ``minigpt.scaling``     parameters, FLOPs, memory and cost of training at
-  scale
-- ``minigpt.exercises``   checks a reader's own functions against reference
-  cases
-- ``minigpt.viz``         the book's plot helpers: weight heatmaps, smoothed
-  curves
-- ``minigpt.common``      mechanics the modules share: atomic writes, argument
-  checks, a private RNG
-- ``minigpt.cli``, ``minigpt.env``, ``minigpt.__main__``   ``python -m minigpt
-  train | sample | env``
+- ``minigpt.scaling``     parameters, FLOPs, memory and cost at scale
+- ``minigpt.exercises``   a reader's functions checked against reference cases
+- ``minigpt.viz``         the book's plots: weight heatmaps, smoothed curves
+- ``minigpt.common``      atomic writes, argument checks, a private RNG
+- ``minigpt.cli``         ``python -m minigpt train`` and ``sample``
+- ``minigpt.env``         ``python -m minigpt env``: versions, device, data
+- ``minigpt.__main__``    the command line: ``python -m minigpt COMMAND``
 
 This file holds only what every chapter needs first: the version, seeding and
 the choice of device.
@@ -42,8 +38,7 @@ __all__ = ["__version__", "set_seed", "default_device"]
 
 
 def set_seed(seed: int) -> torch.Generator:
-    """Seed Python's ``random``, NumPy (when installed) and torch, so a run
-    repeats.
+    """Seed ``random``, NumPy (when installed) and torch, so a run repeats.
 
     Returns a ``torch.Generator`` seeded the same way, for code that prefers
     an explicit generator to the global one.
@@ -71,8 +66,7 @@ def set_seed(seed: int) -> torch.Generator:
 
 
 def default_device() -> str:
-    """The best device on this machine: ``"cuda"``, then ``"mps"`` (Apple),
-    then ``"cpu"``."""
+    """The best device: ``"cuda"``, else ``"mps"`` (Apple), else ``"cpu"``."""
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "env",
-        help="print versions, device and data locations, with OK/problem per line",
+        help="print versions, device and data locations, with OK/problem "
+        "per line",
     )
     from minigpt import cli
 

@@ -2,10 +2,10 @@
 
 The book's formulas become code line by line, with the same symbols::
 
-    Q = X W_Q,  K = X W_K,  V = X W_V                  (SelfAttention)
-    A = softmax(Q K^T / sqrt(d_k))  (masked)           (scaled_dot_product_attention)
+    Q = X W_Q,  K = X W_K,  V = X W_V        (SelfAttention)
+    A = softmax(Q K^T / sqrt(d_k)), masked   (scaled_dot_product_attention)
     Y = A V
-    Y = Concat(Y_1, ..., Y_h) W_O                      (TeachingMultiHeadAttention)
+    Y = Concat(Y_1, ..., Y_h) W_O            (TeachingMultiHeadAttention)
 
 Multi-head attention comes in two forms that share one weight layout:
 
@@ -145,17 +145,17 @@ def scaled_dot_product_attention(
     v: torch.Tensor,
     mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention written out: ``A = softmax(q k^T / sqrt(d_k))``, ``out = A
-    v``.
+    """Attention: ``out = A v`` with ``A = softmax(q k^T / sqrt(d_k))``.
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v).
     mask: bool, broadcastable to (..., T_q, T_k); True = may attend. Masked
     scores are set to -inf before the softmax, so they get weight exactly 0
     (a row with nothing allowed would be all NaN: every query must see a key).
 
-    Returns ``(out, A)``: out (..., T_q, d_v) and the weights A (..., T_q,
-    T_k), whose rows sum to 1. Equal to ``F.scaled_dot_product_attention``
-    (which does not return A) up to rounding.
+    Returns ``(out, A)``: out (..., T_q, d_v) and the weights A
+    (..., T_q, T_k), whose rows sum to 1. Equal to
+    ``F.scaled_dot_product_attention`` (which does not return A) up to
+    rounding.
     """
     _check_qkv(q, k, v)
     d_k = q.shape[-1]
@@ -168,11 +168,12 @@ def scaled_dot_product_attention(
 
 
 class SelfAttention(nn.Module):
-    """One attention head: ``Q = X W_Q, K = X W_K, V = X W_V``, ``Y =
-    softmax(Q K^T / sqrt(d_k)) V``.
+    """One attention head: ``Y = softmax(Q K^T / sqrt(d_k)) V``.
 
-    ``W_Q``, ``W_K`` (d_model -> d_k) and ``W_V`` (d_model -> d_v, d_v = d_k
-    unless given) are ``nn.Linear`` layers, so ``X W_Q`` is ``self.W_Q(X)``.
+    Here ``Q = X W_Q``, ``K = X W_K`` and ``V = X W_V``, where ``W_Q``,
+    ``W_K`` (d_model -> d_k) and ``W_V`` (d_model -> d_v, d_v = d_k unless
+    given) are ``nn.Linear`` layers, so ``X W_Q`` is ``self.W_Q(X)``.
+
     forward(x (B, T, d_model), mask) -> (y (B, T, d_v), weights (B, T, T)).
     """
 
@@ -208,17 +209,18 @@ class SelfAttention(nn.Module):
 
 
 class TeachingMultiHeadAttention(nn.Module):
-    """Multi-head attention as the formula reads: ``Y = Concat(Y_1, ..., Y_h)
-    W_O``.
+    """Multi-head attention as written: ``Y = Concat(Y_1, ..., Y_h) W_O``.
 
-    ``heads[i]`` is a :class:`SelfAttention` of width ``d_k = d_model //
-    n_head`` and computes ``Y_i = SelfAttention(X W_Q_i, X W_K_i, X W_V_i)``.
-    With ``causal=True`` every head uses :func:`causal_mask`; an extra
-    ``mask`` is combined with it (both must allow a pair).
+    ``heads[i]`` is a :class:`SelfAttention` of width
+    ``d_k = d_model // n_head`` and computes
+    ``Y_i = SelfAttention(X W_Q_i, X W_K_i, X W_V_i)``. With ``causal=True``
+    every head uses :func:`causal_mask`; an extra ``mask`` is combined with it
+    (both must allow a pair).
 
-    forward(x (B, T, d_model), mask=None) -> (y (B, T, d_model), weights (B,
-    n_head, T, T)). Slow (a Python loop over heads) and clear;
-    :class:`MultiHeadAttention` is the same function, fast.
+    forward(x (B, T, d_model), mask=None)
+    -> (y (B, T, d_model), weights (B, n_head, T, T)).
+    Slow (a Python loop over heads) and clear; :class:`MultiHeadAttention` is
+    the same function, fast.
     """
 
     def __init__(
@@ -248,21 +250,19 @@ class TeachingMultiHeadAttention(nn.Module):
             causal = causal_mask(T, device=x.device)
             mask = causal if mask is None else mask & causal
         outputs = [head(x, mask) for head in self.heads]  # h pairs (Y_i, A_i)
-        Y = torch.cat(
-            [y for y, _ in outputs], dim=-1
-        )  # Concat(Y_1, ..., Y_h): (B, T, d_model)
+        # Concat(Y_1, ..., Y_h): (B, T, d_model)
+        Y = torch.cat([y for y, _ in outputs], dim=-1)
         weights = torch.stack([a for _, a in outputs], dim=1)  # (B, h, T, T)
         return self.W_O(Y), weights
 
 
 class KVCache:
-    """The keys and values one attention layer has already computed, for
-    generation.
+    """The keys and values an attention layer has computed, for generation.
 
-    Each step appends the new positions' k and v, shape (B, n_head, T_new,
-    head_dim), and gets back every position so far, (B, n_head, len(cache),
-    head_dim). One cache per layer; :meth:`reset` before starting a new
-    sequence.
+    Each step appends the new positions' k and v, shape
+    (B, n_head, T_new, head_dim), and gets back every position so far,
+    (B, n_head, len(cache), head_dim). One cache per layer; :meth:`reset`
+    before starting a new sequence.
     """
 
     def __init__(self):
@@ -279,8 +279,7 @@ class KVCache:
     def append(
         self, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the new positions' keys and values; return all of them (time is
-        dim 2)."""
+        """Append new keys and values; return all so far (time is dim 2)."""
         if k.dim() != 4 or k.shape != v.shape:
             raise ValueError(
                 "KVCache.append needs k and v of the same shape (B, n_head, "
@@ -304,8 +303,7 @@ class KVCache:
 
 
 class MultiHeadAttention(nn.Module):
-    """The fast multi-head attention the GPT uses, with GPT-2's parameter
-    names.
+    """The GPT's fast multi-head attention, with GPT-2's parameter names.
 
     ``c_attn`` (n_embd -> 3 n_embd) computes ``[Q; K; V]`` for all heads at
     once (output rows: Q, then K, then V; each split into n_head heads of
@@ -379,14 +377,16 @@ class MultiHeadAttention(nn.Module):
             is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
         )
-        y = (
-            y.transpose(1, 2).contiguous().view(B, T, self.n_embd)
-        )  # Concat(Y_1, ..., Y_h)
+        # Concat(Y_1, ..., Y_h)
+        y = y.transpose(1, 2).contiguous().view(B, T, self.n_embd)
         return self.resid_dropout(self.c_proj(y))
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention weights A, (B, n_head, T, T), computed by the
-        written-out path (for plots)."""
+        """The attention weights A (B, n_head, T, T), for plots.
+
+        Computed by the written-out path,
+        :func:`scaled_dot_product_attention`.
+        """
         q, k, v = self._heads(x)
         mask = (
             causal_mask(q.shape[2], device=x.device) if self.causal else None
@@ -397,8 +397,7 @@ class MultiHeadAttention(nn.Module):
 def teaching_to_fast(
     teaching: TeachingMultiHeadAttention, dropout: float = 0.0
 ) -> MultiHeadAttention:
-    """A :class:`MultiHeadAttention` computing the same function as
-    ``teaching``.
+    """A :class:`MultiHeadAttention` that computes what ``teaching`` does.
 
     Head i's ``W_Q``, ``W_K``, ``W_V`` become rows ``i*d_k:(i+1)*d_k`` of the
     Q, K and V blocks of ``c_attn``; ``W_O`` becomes ``c_proj``.
@@ -432,8 +431,10 @@ def teaching_to_fast(
 
 
 def fast_to_teaching(fast: MultiHeadAttention) -> TeachingMultiHeadAttention:
-    """A :class:`TeachingMultiHeadAttention` computing the same function as
-    ``fast`` (the inverse of :func:`teaching_to_fast`)."""
+    """A :class:`TeachingMultiHeadAttention` that computes what ``fast`` does.
+
+    The inverse of :func:`teaching_to_fast`.
+    """
     bias = fast.c_proj.bias is not None
     teaching = TeachingMultiHeadAttention(
         fast.n_embd, fast.n_head, bias=bias, causal=fast.causal

@@ -5,8 +5,9 @@
     config.json              format, model config, step, which files follow
     model.safetensors        the weights (tied weights stored once)
     tokenizer.json           the tokenizer, when one is given
-    train_state.safetensors  optimizer moments and RNG states (as uint8 tensors) ...
-    train_state.json         ... and the rest: step, train config, history, optimizer scalars
+    train_state.safetensors  optimizer moments, RNG states (as uint8) ...
+    train_state.json         ... and the rest: step, train config, history,
+                             optimizer scalars
 
 ``load(path)`` gives back ``(model, tokenizer, train_state)``. Loading reads
 only tensors and JSON, so a checkpoint from elsewhere cannot run code on your
@@ -38,16 +39,15 @@ STATE_JSON = "train_state.json"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, truncated, or of another
-    configuration."""
+    """A missing or truncated checkpoint, or one of another configuration."""
 
 
 def save(
     path, model: GPT, tokenizer=None, train_state: dict | None = None
 ) -> Path:
-    """Write ``model`` (and optionally ``tokenizer`` and ``train_state``) as
-    the folder ``path``.
+    """Write the checkpoint folder ``path``.
 
+    It holds ``model`` and, when given, ``tokenizer`` and ``train_state``.
     ``train_state`` is any nest of dicts, lists and tuples holding tensors and
     JSON scalars, such as :func:`minigpt.train.train_state` returns. An
     existing checkpoint at ``path`` is replaced; any other existing folder is
@@ -84,8 +84,10 @@ def save(
 
 
 def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
-    """Read a checkpoint folder: ``(model, tokenizer or None, train_state or
-    None)``."""
+    """Read the checkpoint folder ``path``.
+
+    Returns ``(model, tokenizer or None, train_state or None)``.
+    """
     path = Path(path)
     meta = read_config(path)
     # the weights are replaced below: leave the caller's random state alone
@@ -106,8 +108,10 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
 
 
 def load_into(model: GPT, path) -> None:
-    """Load the weights at ``path`` into an existing ``model`` of the same
-    configuration."""
+    """Load the weights at ``path`` into an existing ``model``.
+
+    The model must have the checkpoint's configuration.
+    """
     meta = read_config(Path(path))
     saved, ours = meta["model_config"], model.config.to_dict()
     differ = {
@@ -130,8 +134,7 @@ def load_into(model: GPT, path) -> None:
 
 
 def read_config(path: Path) -> dict:
-    """The checkpoint's config.json, checked to be ours and of a version we
-    read."""
+    """The checkpoint's config.json, checked: ours, of a version we read."""
     if not (path / CONFIG).is_file():
         raise CheckpointError(
             f"no checkpoint at {path}: {CONFIG} is missing; "
@@ -193,8 +196,10 @@ def _load_weights(model: GPT, file: Path) -> None:
 
 
 def _to_json(obj, key: str, tensors: dict):
-    """Replace each tensor in ``obj`` by ``{"tensor": key}`` (storing it in
-    ``tensors``); tag tuples and int keys."""
+    """Replace each tensor in ``obj`` by ``{"tensor": key}``.
+
+    The tensor goes into ``tensors``; tuples and int keys are tagged.
+    """
     if isinstance(obj, torch.Tensor):
         tensors[key] = obj.detach().cpu().contiguous().clone()
         return {"tensor": key}

@@ -1,9 +1,12 @@
-"""The ``train`` and ``sample`` commands of ``python -m minigpt``.
+r"""The ``train`` and ``sample`` commands of ``python -m minigpt``.
 
-    python -m minigpt train --preset shakespeare-char --out-dir runs/shakespeare
-    python -m minigpt train --out-dir runs/shakespeare --resume --max-iters 4000
-    torchrun --nproc-per-node 2 -m minigpt train --preset shakespeare-char --out-dir runs/ddp
-    python -m minigpt sample --checkpoint runs/shakespeare --prompt "ROMEO:"
+For example::
+
+    python -m minigpt train --preset shakespeare-char --out-dir runs/char
+    python -m minigpt train --out-dir runs/char --resume --max-iters 4000
+    torchrun --nproc-per-node 2 -m minigpt train \
+        --preset shakespeare-char --out-dir runs/ddp
+    python -m minigpt sample --checkpoint runs/char --prompt "ROMEO:"
 
 Settings are layered: TrainConfig's defaults, then the preset, then the flags
 you pass. The presets are the zoo's (:data:`minigpt.zoo.PRESETS`: corpus,
@@ -26,7 +29,8 @@ PRESETS = {
     **ZOO_PRESETS,
     "tiny": Preset(
         name="tiny",
-        description="a model that trains in seconds: for trying the command and for tests",
+        description="a model that trains in seconds: for trying the command "
+        "and for tests",
         tokenizer="char",
         model={
             "block_size": 32,
@@ -59,12 +63,16 @@ TRAIN_HELP = {
     "learning_rate": "peak learning rate",
     "min_lr": "learning rate at the end of the cosine decay",
     "warmup_iters": "steps of linear warm-up",
-    "lr_decay_iters": "step where the cosine reaches min_lr (default: max_iters)",
+    "lr_decay_iters": (
+        "step where the cosine reaches min_lr (default: max_iters)"
+    ),
     "beta1": "AdamW beta1",
     "beta2": "AdamW beta2",
     "weight_decay": "AdamW weight decay on matrices",
     "grad_clip": "clip the gradient norm to this (0: off)",
-    "eval_interval": "steps between validations on the full validation split (0: end only)",
+    "eval_interval": (
+        "steps between validations on the full validation split (0: end only)"
+    ),
     "eval_batch_size": "windows per forward pass during validation",
     "checkpoint_interval": "steps between checkpoints (0: end only)",
     "seed": "seed of the batch sampler and dropout",
@@ -113,7 +121,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="shakespeare-char",
-        help="the zoo's recipe to start from: data, model and training (default: %(default)s)",
+        help="the zoo's recipe to start from: data, model and training "
+        "(default: %(default)s)",
     )
     for name, (kind, text) in MODEL_FLAGS.items():
         model.add_argument(
@@ -231,8 +240,10 @@ def _flags(args, names) -> dict:
 
 
 def chosen_preset(args) -> Preset:
-    """The preset ``--preset`` names with the data and model flags applied
-    (checked like any Preset)."""
+    """The ``--preset`` preset with the data and model flags applied.
+
+    Checked like any Preset.
+    """
     preset = PRESETS[args.preset]
     kind = args.tokenizer or preset.tokenizer
     vocab_size = (
@@ -257,8 +268,10 @@ def chosen_preset(args) -> Preset:
 
 
 def _encode_corpus(args, preset: Preset, tokenizer=None):
-    """The corpus as token ids, with the tokenizer (the preset's, trained
-    here, unless given)."""
+    """The corpus as token ids, encoded with ``tokenizer`` if given.
+
+    Otherwise with the preset's tokenizer, trained here.
+    """
     import torch
 
     from minigpt.data import load_text, train_val_split
@@ -276,8 +289,10 @@ def _encode_corpus(args, preset: Preset, tokenizer=None):
 
 
 def run_train(args) -> int:
-    """Train as ``args`` say; a setting that cannot work exits with its
-    message (no traceback)."""
+    """Train as ``args`` say.
+
+    A setting that cannot work exits with its message, not a traceback.
+    """
     try:
         return _train(args)
     except ValueError as err:  # includes CheckpointError
@@ -344,8 +359,10 @@ def _train(args) -> int:
 
 
 def run_sample(args) -> int:
-    """Print samples as ``args`` say; bad input exits with its message (no
-    traceback)."""
+    """Print samples as ``args`` say.
+
+    Bad input exits with its message, not a traceback.
+    """
     try:
         return _sample(args)
     except ValueError as err:

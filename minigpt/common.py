@@ -1,5 +1,6 @@
-"""Mechanics several minigpt modules share, written once: atomic writes,
-argument checks, a private RNG.
+"""Mechanics several minigpt modules share, written once.
+
+Atomic writes, argument checks and a private RNG:
 
 - :func:`atomic_path`: write a file or a folder under a temporary name beside
   its destination, then move it into place with ``os.replace``, so a crash
@@ -25,8 +26,7 @@ __all__ = ["atomic_path", "check_positive_int", "seeded_rng"]
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; when the block succeeds, move
-    it onto ``path``.
+    """Yield a temporary path beside ``path``, moved onto it on success.
 
     Write a file or create a folder at the yielded path. On success it
     replaces ``path`` (an existing folder there is moved aside first and
@@ -46,9 +46,8 @@ def atomic_path(path):
     _remove(tmp)
     try:
         yield tmp
-        if (
-            tmp.is_dir() and path.is_dir()
-        ):  # os.replace cannot overwrite a non-empty folder
+        # os.replace cannot overwrite a non-empty folder
+        if tmp.is_dir() and path.is_dir():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
             os.replace(tmp, path)
@@ -68,8 +67,9 @@ def _remove(path: Path) -> None:
 
 
 def check_positive_int(name: str, value, fix: str = "") -> int:
-    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming
-    ``name``, the value and ``fix``.
+    """``value`` if it is an int >= 1 (not a bool), else a ValueError.
+
+    The error names ``name``, the value and ``fix``.
 
     >>> check_positive_int("n_layer", 4)
     4
@@ -85,12 +85,11 @@ def check_positive_int(name: str, value, fix: str = "") -> int:
 
 @contextlib.contextmanager
 def seeded_rng(seed: int = 0):
-    """Run the block with torch's global CPU random state seeded with
-    ``seed``; restore the caller's after.
+    """Run the block with torch's global CPU RNG seeded with ``seed``.
 
-    Use it to build a model whose weights are about to be replaced (loading a
-    checkpoint) or must repeat (a zoo preset), without moving the caller's
-    random numbers.
+    The caller's random state is restored afterwards. Use it to build a model
+    whose weights are about to be replaced (loading a checkpoint) or must
+    repeat (a zoo preset), without moving the caller's random numbers.
 
     >>> _ = torch.manual_seed(1); before = torch.rand(1)
     >>> _ = torch.manual_seed(1)

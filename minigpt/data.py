@@ -14,9 +14,9 @@ A corpus is always named where it is used: no corpus silently stands in for
 another. Trained models are cached under :func:`cache_dir`.
 
 A language model is trained on windows of ``block_size`` tokens: the input
-``x = data[i : i + block_size]`` and the target ``y = data[i + 1 : i +
-block_size + 1]``, the same window shifted by one, so ``y[t]`` is the token
-that follows ``x[: t + 1]``.
+``x = data[i : i + block_size]`` and the target
+``y = data[i + 1 : i + block_size + 1]``, the same window shifted by one, so
+``y[t]`` is the token that follows ``x[: t + 1]``.
 """
 
 import hashlib
@@ -46,8 +46,10 @@ CACHE_DIR_ENV = "MINIGPT_CACHE_DIR"
 
 @dataclass(frozen=True)
 class Corpus:
-    """A text file shipped in ``minigpt/corpora/``: where it came from and how
-    to recognise it."""
+    """A text file shipped in ``minigpt/corpora/``.
+
+    Its fields say where it came from and how to recognise it.
+    """
 
     name: str
     filename: str
@@ -70,14 +72,18 @@ NAMES = (*SHIPPED, "pydocs")
 
 
 class CorpusError(ValueError):
-    """A shipped corpus file is not the one minigpt was released with (damaged
-    or edited)."""
+    """A shipped corpus file that is not the one minigpt was released with.
+
+    The file was damaged or edited.
+    """
 
 
 def cache_dir() -> Path:
-    """Where trained models are written: ``$MINIGPT_CACHE_DIR``, else the user
-    cache dir
-    (``~/.cache/minigpt`` on Linux). Created on demand."""
+    """Where trained models are written; created on demand.
+
+    ``$MINIGPT_CACHE_DIR``, else the user cache dir (``~/.cache/minigpt`` on
+    Linux).
+    """
     if os.environ.get(CACHE_DIR_ENV):
         path = Path(os.environ[CACHE_DIR_ENV]).expanduser()
     elif sys.platform == "win32":
@@ -110,8 +116,10 @@ def _check_name(name: str) -> None:
 
 
 def corpus_file(name: str):
-    """The shipped file of corpus ``name`` inside the installed package (an
-    ``importlib.resources`` path; ``str()`` of it names the file on disk)."""
+    """The shipped file of corpus ``name`` inside the installed package.
+
+    An ``importlib.resources`` path; ``str()`` of it names the file on disk.
+    """
     _check_name(name)
     if name not in SHIPPED:
         raise ValueError(
@@ -126,8 +134,10 @@ def corpus_file(name: str):
 
 
 def verified(content: bytes, corpus: Corpus, where) -> bytes:
-    """``content`` unchanged, or ``CorpusError`` if it lacks the corpus's size
-    or SHA-256."""
+    """``content``, checked against the corpus's size and SHA-256.
+
+    A mismatch raises :class:`CorpusError`.
+    """
     fix = (
         "the file was damaged or edited: restore it (`git checkout "
         "minigpt/corpora` in a clone "
@@ -149,17 +159,20 @@ def verified(content: bytes, corpus: Corpus, where) -> bytes:
 
 
 def pydocs_text() -> str:
-    """Python's reference manual topics (``pydoc_data.topics``), joined in
-    sorted order."""
+    """Python's reference manual: the topics of ``pydoc_data.topics``.
+
+    Joined in the sorted order of their names.
+    """
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
 def load_text(name: str) -> str:
-    """The text of a registered corpus, ``"tinyshakespeare"`` or ``"pydocs"``;
-    a shipped
-    file is verified against its SHA-256 first (milliseconds)."""
+    """The text of a registered corpus, ``"tinyshakespeare"`` or ``"pydocs"``.
+
+    A shipped file is verified against its SHA-256 first (milliseconds).
+    """
     _check_name(name)
     if name == "pydocs":
         return pydocs_text()
@@ -168,9 +181,11 @@ def load_text(name: str) -> str:
 
 
 def train_val_split(data, val_fraction: float = 0.1):
-    """Split a str or 1-D tensor into (train, val): the first ``1 -
-    val_fraction`` and the
-    last ``val_fraction``, in order (no shuffling: the validation text is unseen text)."""
+    """Split a str or 1-D tensor into (train, val), in order.
+
+    The first ``1 - val_fraction`` and the last ``val_fraction``; no
+    shuffling, so the validation text is unseen text.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(
             "val_fraction must be between 0 and 1 (exclusive), got "
@@ -197,10 +212,11 @@ def _check_tokens(data, block_size: int) -> None:
         or data.dim() != 1
         or data.dtype != torch.long
     ):
+        got = type(data).__name__
+        if isinstance(data, torch.Tensor):
+            got += f"{tuple(data.shape)} {data.dtype}"
         raise ValueError(
-            f"data must be a 1-D LongTensor of token ids, got "
-            f"{type(data).__name__}{tuple(data.shape) if isinstance(data, torch.Tensor) else ''}"
-            f"{' ' + str(data.dtype) if isinstance(data, torch.Tensor) else ''}: "
+            f"data must be a 1-D LongTensor of token ids, got {got}: "
             "use torch.tensor(ids, dtype=torch.long)"
         )
     if not isinstance(block_size, int) or block_size < 1:
@@ -222,14 +238,15 @@ def get_batch(
     generator: torch.Generator | None = None,
     device="cpu",
 ):
-    """A random batch of windows: ``x, y`` of shape (batch_size, block_size),
-    ``y`` = ``x`` shifted by one.
+    """A random batch of windows ``x, y`` (batch_size, block_size).
 
-    Window starts are drawn with ``torch.randint(..., generator=generator)``,
-    so the same seeded generator gives the same batches.
+    ``y`` is ``x`` shifted by one. Window starts are drawn with
+    ``torch.randint(..., generator=generator)``, so the same seeded generator
+    gives the same batches.
 
     >>> data = torch.arange(10)
-    >>> x, y = get_batch(data, block_size=3, batch_size=2, generator=torch.Generator().manual_seed(0))
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> x, y = get_batch(data, block_size=3, batch_size=2, generator=gen)
     >>> bool((y[:, :-1] == x[:, 1:]).all()) and bool((y == x + 1).all())
     True
     """
@@ -238,24 +255,25 @@ def get_batch(
         raise ValueError(
             f"batch_size must be a positive int, got {batch_size!r}"
         )
+    # the first position of each window: (B,)
     starts = torch.randint(
         len(data) - block_size, (batch_size,), generator=generator
-    )  # (B,)
+    )
     index = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
     windows = data[index]
+    # contiguous: .view() works on them
     x, y = (
         windows[:, :-1].contiguous(),
         windows[:, 1:].contiguous(),
-    )  # contiguous: .view() works on them
+    )
     return x.to(device), y.to(device)
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    """Every window of ``block_size`` tokens, for
-    ``torch.utils.data.DataLoader`` users.
+    """Every window of ``block_size`` tokens, as a torch ``Dataset``.
 
-    Item ``i`` is ``(data[i : i + block_size], data[i + 1 : i + block_size +
-    1])``.
+    For ``torch.utils.data.DataLoader`` users. Item ``i`` is
+    ``(data[i : i + block_size], data[i + 1 : i + block_size + 1])``.
     """
 
     def __init__(self, data: torch.Tensor, block_size: int):

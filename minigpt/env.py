@@ -1,5 +1,4 @@
-"""``python -m minigpt env``: the first thing to run when a notebook
-misbehaves.
+"""``python -m minigpt env``: what to run first when a notebook misbehaves.
 
 Prints the versions that matter, the device, the thread count and where the
 corpus is read from and where models are cached, one line each, with ``OK`` or
@@ -33,8 +32,10 @@ PACKAGES = [
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    """The leading numeric release of a version string: "2.13.0+cpu" -> (2,
-    13, 0)."""
+    """The leading numeric release of a version string.
+
+    ``"2.13.0+cpu"`` -> ``(2, 13, 0)``.
+    """
     match = re.match(r"\d+(\.\d+)*", text)
     return (
         tuple(int(part) for part in match.group(0).split("."))
@@ -69,8 +70,7 @@ def check_package(name: str, minimum: str) -> tuple[bool, str]:
 
 
 def corpus_line() -> tuple[bool, str]:
-    """(ok, text): where the shipped Tiny Shakespeare is and whether its
-    checksum matches."""
+    """(ok, text): where Tiny Shakespeare is and if its checksum matches."""
     try:
         load_text("tinyshakespeare")
     except (CorpusError, OSError) as error:

@@ -40,8 +40,7 @@ class Case:
 
 @dataclass
 class Report:
-    """What :func:`check` found: the names of passed and failed cases, with
-    reasons."""
+    """What :func:`check` found: passed and failed cases, with reasons."""
 
     passed: list[str]
     failed: dict[str, str]
@@ -69,7 +68,10 @@ def compare(
         if not isinstance(result, torch.Tensor):
             return f"expected a tensor, got {type(result).__name__}"
         if result.shape != expected.shape:
-            return f"shape {tuple(result.shape)}, expected {tuple(expected.shape)}"
+            return (
+                f"shape {tuple(result.shape)}, "
+                f"expected {tuple(expected.shape)}"
+            )
         diff = (
             (result.detach().to(expected.dtype) - expected).abs().max().item()
             if result.numel()
@@ -78,13 +80,19 @@ def compare(
         if not torch.allclose(
             result.detach().to(expected.dtype), expected, atol=atol, rtol=rtol
         ):
-            return f"values differ: max abs difference {diff:.3g} (tolerance {atol:g})"
+            return (
+                f"values differ: max abs difference {diff:.3g} "
+                f"(tolerance {atol:g})"
+            )
         return None
     if isinstance(expected, (tuple, list)):
         if not isinstance(result, (tuple, list)) or len(result) != len(
             expected
         ):
-            return f"expected a sequence of length {len(expected)}, got {result!r:.80}"
+            return (
+                f"expected a sequence of length {len(expected)}, "
+                f"got {result!r:.80}"
+            )
         for i, (r, e) in enumerate(zip(result, expected)):
             why = compare(r, e, atol, rtol)
             if why:
@@ -150,12 +158,11 @@ def check(fn: Callable, cases: list[Case], verbose: bool = True) -> Report:
 
 
 def _attention_cases() -> list[Case]:
-    """Reference cases for an attention function ``fn(q, k, v, mask=None) ->
-    (out, weights)``.
+    """Reference cases for an attention function ``fn(q, k, v, mask=None)``.
 
-    Expected outputs come from PyTorch's fused
-    ``F.scaled_dot_product_attention`` (which returns no weights), weights
-    from the definition softmax(q k^T / sqrt(d_k)).
+    ``fn`` returns ``(out, weights)``. Expected outputs come from PyTorch's
+    fused ``F.scaled_dot_product_attention`` (which returns no weights),
+    weights from the definition softmax(q k^T / sqrt(d_k)).
     """
     import math
 
@@ -216,8 +223,7 @@ def _attention_cases() -> list[Case]:
 
 
 def check_attention(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(q, k, v, mask=None) -> (out, weights)`` against the
-    reference.
+    """Check your ``fn(q, k, v, mask=None) -> (out, weights)``.
 
     ``out = softmax(q k^T / sqrt(d_k)) v`` with masked scores (mask False) set
     to -inf before the softmax; ``weights`` is the softmax itself. Shapes:
@@ -231,8 +237,7 @@ def check_attention(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_add_k_smoothing(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(counts, k) -> probs``: add-k smoothing of one context's
-    counts.
+    """Check your ``fn(counts, k) -> probs``: add-k smoothing of counts.
 
     ``counts`` is a 1-D float tensor (how often each of V tokens followed the
     context); the answer is ``(counts + k) / (counts.sum() + k * V)``, uniform
@@ -271,9 +276,11 @@ def check_add_k_smoothing(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_merge(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(ids, pair, new_id) -> list[int]``: one BPE merge step,
-    replacing every
-    occurrence of ``pair`` in ``ids``, left to right without overlaps, by ``new_id``."""
+    """Check your ``fn(ids, pair, new_id) -> list[int]``: one BPE merge.
+
+    It replaces every occurrence of ``pair`` in ``ids``, left to right without
+    overlaps, by ``new_id``.
+    """
     from minigpt.tokenizer import merge
 
     def case(name, ids, pair, new_id):
@@ -314,9 +321,11 @@ def check_merge(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_param_count(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(config) -> int``: the number of parameters of
-    ``GPT(config)`` computed
-    from the sizes alone, with and without biases, the head tied to the token embedding."""
+    """Check your ``fn(config) -> int``: the parameter count of a GPT.
+
+    The number of parameters of ``GPT(config)``, computed from the sizes
+    alone, with and without biases, the head tied to the token embedding.
+    """
     from minigpt.model import GPT, GPTConfig
 
     def case(name, **sizes):
@@ -378,9 +387,11 @@ def check_param_count(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_block(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(block, x) -> y``: the output of a pre-LN
-    ``minigpt.model.Block`` computed
-    from its parts ``ln_1``, ``attn``, ``ln_2`` and ``mlp``, for x of shape (B, T, C)."""
+    """Check your ``fn(block, x) -> y``: a pre-LN block's output.
+
+    The output of a pre-LN ``minigpt.model.Block`` for x of shape (B, T, C),
+    computed from its parts ``ln_1``, ``attn``, ``ln_2`` and ``mlp``.
+    """
     from minigpt.model import Block, GPTConfig
 
     def case(name, seed, B, T, n_embd, n_head, bias=True):
@@ -394,9 +405,8 @@ def check_block(fn: Callable, verbose: bool = True) -> Report:
             bias=bias,
         )
         block = Block(config).eval()
-        with (
-            torch.no_grad()
-        ):  # non-trivial LayerNorm gains and biases, so every part matters
+        # non-trivial LayerNorm gains and biases, so every part matters
+        with torch.no_grad():
             for p in block.parameters():
                 p.add_(0.1 * torch.randn_like(p))
         x = torch.randn(B, T, n_embd)
@@ -424,10 +434,12 @@ def check_block(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_lr_schedule(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(step, peak, floor, warmup, decay) -> float``: linear
-    warm-up from ``peak / (warmup + 1)`` to ``peak``, half cosine down to
-    ``floor`` at ``decay``, then ``floor``
-    (the schedule of ``minigpt.train.lr_at``)."""
+    """Check your ``fn(step, peak, floor, warmup, decay) -> float``.
+
+    The schedule of ``minigpt.train.lr_at``: linear warm-up from
+    ``peak / (warmup + 1)`` to ``peak``, half cosine down to ``floor`` at
+    ``decay``, then ``floor``.
+    """
     from minigpt.train import TrainConfig, lr_at
 
     def case(name, step, peak, floor, warmup, decay):
@@ -486,9 +498,11 @@ def check_lr_schedule(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(weights) -> scores``: for attention weights (B, n_head,
-    T, T), the mean
-    weight that positions 1..T-1 put on the position just before them, per head: shape (n_head,)."""
+    """Check your ``fn(weights) -> scores``: a previous-token score per head.
+
+    For attention weights (B, n_head, T, T), the mean weight that positions
+    1..T-1 put on the position just before them, per head: shape (n_head,).
+    """
 
     def reference(weights):
         B, H, T, _ = weights.shape
@@ -557,11 +571,12 @@ def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_chinese_numeral(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(n) -> str``: the Chinese numeral of an int 0..9999 with
-    the conventions of
-    :func:`minigpt.tasks.numbers.chinese_numeral` (十 for 10, 一十 inside larger
-    numbers, one 零 for a run
-    of inner zeros, silent trailing zeros, 二 rather than 两)."""
+    """Check your ``fn(n) -> str``: the Chinese numeral of 0..9999.
+
+    With the conventions of :func:`minigpt.tasks.numbers.chinese_numeral`:
+    十 for 10, 一十 inside larger numbers, one 零 for a run of inner zeros,
+    silent trailing zeros, 二 rather than 两.
+    """
     from minigpt.tasks.numbers import chinese_numeral
 
     hand = {
@@ -588,9 +603,11 @@ def check_chinese_numeral(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_last_positions(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(rows) -> LongTensor (B,)``: the index of each row's
-    last real token in a
-    LongTensor (B, T) padded on the right with ``minigpt.finetune.PAD`` (-1)."""
+    """Check your ``fn(rows) -> LongTensor (B,)``: last real positions.
+
+    The index of each row's last real token in a LongTensor (B, T) padded on
+    the right with ``minigpt.finetune.PAD`` (-1).
+    """
     from minigpt.finetune import PAD, last_positions, pad_rows
 
     def case(name, sequences):
@@ -618,18 +635,19 @@ def check_last_positions(fn: Callable, verbose: bool = True) -> Report:
 
 
 def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
-    """Check your ``fn(model, ids, prompt_len) -> float``: the total
-    log-probability under minigpt's ``GPT`` of the tokens ``ids[0,
-    prompt_len:]``, each given all tokens before it
-    (``ids`` a LongTensor (1, T), 1 <= prompt_len < T)."""
+    """Check your ``fn(model, ids, prompt_len) -> float``.
+
+    The total log-probability under minigpt's ``GPT`` of the tokens
+    ``ids[0, prompt_len:]``, each given all tokens before it (``ids`` a
+    LongTensor (1, T), 1 <= prompt_len < T).
+    """
     import math
 
     from minigpt.common import seeded_rng
     from minigpt.model import GPT, GPTConfig
 
-    def reference(
-        model, ids, prompt_len
-    ):  # one forward pass per scored token: slow and obvious
+    # one forward pass per scored token: slow and obvious
+    def reference(model, ids, prompt_len):
         total = 0.0
         with torch.no_grad():
             for t in range(prompt_len, ids.size(1)):

@@ -63,11 +63,10 @@ LORA_TARGETS = ("c_attn", "c_proj", "c_fc")
 def pad_rows(
     sequences: list[list[int]], block_size: int | None = None
 ) -> torch.Tensor:
-    """Token-id lists -> LongTensor (N, T) padded on the right with PAD, T the
-    longest length.
+    """Token-id lists -> LongTensor (N, T), padded on the right with PAD.
 
-    A sequence longer than ``block_size`` is an error (nothing is silently
-    cut).
+    T is the longest length. A sequence longer than ``block_size`` is an error
+    (nothing is silently cut).
     """
     if not sequences or any(len(s) == 0 for s in sequences):
         raise ValueError(
@@ -87,8 +86,10 @@ def pad_rows(
 
 
 def last_positions(idx: torch.Tensor) -> torch.Tensor:
-    """Index of the last real (non-PAD) token in each row of a right-padded
-    ``idx`` (B, T) -> (B,)."""
+    """Index of each row's last real (non-PAD) token: (B, T) -> (B,).
+
+    ``idx`` is right-padded with PAD.
+    """
     real = idx != PAD
     lengths = real.sum(dim=1)
     if (lengths == 0).any():
@@ -112,8 +113,7 @@ POOLINGS = ("last", "mean")
 def pool(
     hidden: torch.Tensor, idx: torch.Tensor, how: str = "last"
 ) -> torch.Tensor:
-    """One vector per row from the hidden states of right-padded rows: (B, T,
-    C) -> (B, C).
+    """Pool hidden states to one vector per row: (B, T, C) -> (B, C).
 
     ``hidden`` (B, T, C) belongs to ``idx`` (B, T), padded with PAD.
     ``how="last"``: the state at each row's last real token, which has read
@@ -135,13 +135,13 @@ def pool(
 
 
 def token_logprobs(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
-    """log p(idx[:, t + 1] | idx[:, :t + 1]) under ``model`` for right-padded
-    rows: (B, T) -> (B, T - 1).
+    """Each next token's log-probability under ``model``: (B, T) -> (B, T-1).
 
-    Entry t scores the token at t + 1 given the tokens before it; an entry
-    whose token is PAD is 0, so ``.sum(1)`` is each row's log-probability
-    after its first token. The gradient flows (wrap the call in
-    ``torch.no_grad()`` to only score).
+    Entry t is log p(idx[:, t + 1] | idx[:, :t + 1]) for right-padded rows:
+    the token at t + 1 given the tokens before it. An entry whose token is
+    PAD is 0, so ``.sum(1)`` is each row's log-probability after its first
+    token. The gradient flows (wrap the call in ``torch.no_grad()`` to only
+    score).
     """
     real = idx != PAD
     if idx.dim() != 2 or idx.size(1) < 2:
@@ -150,19 +150,17 @@ def token_logprobs(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
             f"{tuple(idx.shape)}"
         )
     last_positions(idx)  # checks that the padding is on the right only
-    tokens = idx.masked_fill(
-        ~real, 0
-    )  # any id will do: causal attention never looks right
+    # any id will do: causal attention never looks right
+    tokens = idx.masked_fill(~real, 0)
     logits, _ = model(tokens[:, :-1])
-    logp = F.log_softmax(logits, dim=-1).gather(-1, tokens[:, 1:, None])[
-        ..., 0
-    ]  # (B, T - 1)
+    # log p of each next token: (B, T - 1)
+    logp = F.log_softmax(logits, dim=-1)
+    logp = logp.gather(-1, tokens[:, 1:, None])[..., 0]
     return logp.masked_fill(~real[:, 1:], 0.0)
 
 
 def check_labels(labels: torch.Tensor, n_classes: int) -> None:
-    """Fail with the offending value when a label lies outside the classes
-    0..n_classes-1."""
+    """Fail, naming the value, if a label is outside 0..n_classes-1."""
     bad = labels[(labels < 0) | (labels >= n_classes)]
     if bad.numel():
         raise ValueError(
@@ -176,8 +174,10 @@ def check_labels(labels: torch.Tensor, n_classes: int) -> None:
 def classification_loss(
     logits: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
-    """Mean cross-entropy of ``logits`` (B, K) against class ``labels`` (B,)
-    in 0..K-1."""
+    """Mean cross-entropy of ``logits`` (B, K) against ``labels`` (B,).
+
+    Labels are classes in 0..K-1.
+    """
     n_classes = logits.size(-1)
     if labels.dtype != torch.long or labels.shape != logits.shape[:1]:
         raise ValueError(
@@ -190,8 +190,7 @@ def classification_loss(
 
 
 class GPTClassifier(nn.Module):
-    """A pre-trained GPT body with a linear classification head on the last
-    real token.
+    """A pre-trained GPT with a classification head on the last real token.
 
     ``forward(idx, labels=None) -> (logits (B, n_classes), loss or None)``,
     where ``idx`` (B, T) is right-padded with PAD. The GPT's own ``lm_head``
@@ -211,18 +210,17 @@ class GPTClassifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def features(self, idx: torch.Tensor) -> torch.Tensor:
-        """The body's final hidden state (after ``ln_f``) at each row's last
-        real token: (B, T) -> (B, C)."""
+        """The body's final hidden state at each row's last real token.
+
+        Taken after ``ln_f``: (B, T) -> (B, C).
+        """
         last = last_positions(idx)
-        idx = idx[
-            :, : int(last.max()) + 1
-        ]  # columns that hold only padding change nothing: drop them
-        tokens = idx.masked_fill(
-            idx == PAD, 0
-        )  # any id will do: causal attention never looks right
-        return pool(
-            self.body.hidden_states(tokens), idx, "last"
-        )  # hidden states (B, T, C); checks the ids
+        # columns that hold only padding change nothing: drop them
+        idx = idx[:, : int(last.max()) + 1]
+        # any id will do: causal attention never looks right
+        tokens = idx.masked_fill(idx == PAD, 0)
+        # hidden states (B, T, C); checks the ids
+        return pool(self.body.hidden_states(tokens), idx, "last")
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
         logits = self.head(self.features(idx))
@@ -232,8 +230,10 @@ class GPTClassifier(nn.Module):
 
 
 class LinearClassifier(nn.Module):
-    """A linear head on fixed feature vectors: ``forward(x (B, C),
-    labels=None) -> (logits, loss)``."""
+    """A linear head on fixed feature vectors.
+
+    ``forward(x (B, C), labels=None) -> (logits, loss)``.
+    """
 
     def __init__(self, n_features: int, n_classes: int):
         super().__init__()
@@ -247,12 +247,11 @@ class LinearClassifier(nn.Module):
 
 
 def freeze(classifier: GPTClassifier, trainable: str | int = "all") -> int:
-    """Choose what trains: ``"head"``, ``"all"``, or an int k = the head,
-    ``ln_f`` and the last k blocks.
+    """Choose what trains: ``"head"``, ``"all"``, or an int k.
 
-    Sets ``requires_grad``; :func:`minigpt.train.train` optimises only
-    parameters that require gradients. Returns the number of trainable
-    parameters.
+    An int k trains the head, ``ln_f`` and the last k blocks. Sets
+    ``requires_grad``; :func:`minigpt.train.train` optimises only parameters
+    that require gradients. Returns the number of trainable parameters.
     """
     body, n_layer = classifier.body, classifier.body.config.n_layer
     if not (
@@ -278,20 +277,18 @@ def freeze(classifier: GPTClassifier, trainable: str | int = "all") -> int:
 
 
 def trainable_parameters(model: nn.Module) -> int:
-    """The number of parameters that require gradients (tied ones counted
-    once)."""
+    """The number of parameters that require gradients, tied ones once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update: W x + b +
-    (alpha / r) B A x.
+    """A frozen ``nn.Linear`` plus a trainable low-rank update.
 
-    A (r, in) starts random, B (out, r) starts at zero, so at the start the
-    layer computes exactly what ``base`` does. Only r (in + out) numbers train
-    instead of in * out. :meth:`merge` adds (alpha / r) B A into
-    ``base.weight`` so the layer costs no more than the original;
-    :meth:`unmerge` subtracts it again.
+    It computes W x + b + (alpha / r) B A x. A (r, in) starts random, B
+    (out, r) starts at zero, so at the start the layer computes exactly what
+    ``base`` does. Only r (in + out) numbers train instead of in * out.
+    :meth:`merge` adds (alpha / r) B A into ``base.weight`` so the layer costs
+    no more than the original; :meth:`unmerge` subtracts it again.
     """
 
     def __init__(self, base: nn.Linear, rank: int = 4, alpha: float = 8.0):
@@ -316,8 +313,7 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def delta(self) -> torch.Tensor:
-        """The update (alpha / r) B A, shaped like ``base.weight`` (out,
-        in)."""
+        """The update (alpha / r) B A: (out, in), like ``base.weight``."""
         return self.scale * self.B @ self.A
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -345,12 +341,11 @@ def add_lora(
     alpha: float = 8.0,
     targets: tuple = LORA_TARGETS,
 ) -> list[str]:
-    """Freeze ``model`` and wrap each ``nn.Linear`` whose name is in
-    ``targets`` in a LoRALinear.
+    """Freeze ``model``; wrap each ``nn.Linear`` named in ``targets``.
 
-    Returns the names of the wrapped layers. Only the new A and B matrices
-    train; for a :class:`GPTClassifier` call it on ``classifier.body`` so the
-    head trains too.
+    Each becomes a :class:`LoRALinear`. Returns the names of the wrapped
+    layers. Only the new A and B matrices train; for a :class:`GPTClassifier`
+    call it on ``classifier.body`` so the head trains too.
     """
     model.requires_grad_(False)
     wrapped = []
@@ -368,27 +363,33 @@ def add_lora(
 
 
 def merge_lora(model: nn.Module) -> None:
-    """Fold every LoRA update into its base weight (inference costs what the
-    original model did)."""
+    """Fold every LoRA update into its base weight.
+
+    Inference then costs what the original model did.
+    """
     for module in model.modules():
         if isinstance(module, LoRALinear):
             module.merge()
 
 
 def unmerge_lora(model: nn.Module) -> None:
-    """Take every merged LoRA update out of its base weight again (to keep
-    training or swap adapters)."""
+    """Take every merged LoRA update out of its base weight again.
+
+    Use it to keep training, or to swap adapters.
+    """
     for module in model.modules():
         if isinstance(module, LoRALinear):
             module.unmerge()
 
 
 class ExampleSet:
-    """Fine-tuning's batch source for :func:`minigpt.train.train`: labelled
-    examples, not a token stream.
+    """Fine-tuning's batch source: labelled examples, not a token stream.
 
-    ``train_set`` and ``val_set`` are pairs ``(inputs (N, ...), targets (N,
-    ...))``; a model given ``inputs[rows]`` and ``targets[rows]`` returns ``(output, mean loss)``.
+    A :class:`minigpt.train.BatchSource` for :func:`minigpt.train.train`.
+    ``train_set`` and ``val_set`` are pairs
+    ``(inputs (N, ...), targets (N, ...))``; a model given ``inputs[rows]``
+    and ``targets[rows]`` returns ``(output, mean loss)``.
+
     :meth:`sample` draws ``batch_size`` training examples uniformly, with
     replacement, with the loop's generator; :meth:`evaluate` is the mean loss
     over every validation example, in order, in batches of ``batch_size``,
@@ -431,14 +432,18 @@ class ExampleSet:
         return len(self.train_x)
 
     def __repr__(self) -> str:
-        return f"ExampleSet({len(self.train_x)} training examples, {len(self.val_x)} validation examples)"
+        return (
+            f"ExampleSet({len(self.train_x)} training examples, "
+            f"{len(self.val_x)} validation examples)"
+        )
 
     def sample(
         self, batch_size: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        # batch_size example indices, drawn with replacement
         rows = torch.randint(
             len(self.train_x), (batch_size,), generator=generator
-        )  # (B,)
+        )
         return self.train_x[rows], self.train_y[rows]
 
     @torch.no_grad()
@@ -455,8 +460,10 @@ class ExampleSet:
         return total / len(self.val_x)
 
     def fingerprint(self) -> dict:
-        """Sizes and SHA-256 of the four tensors: resuming on other examples
-        would not continue the run."""
+        """Sizes and SHA-256 of the four tensors.
+
+        Resuming on other examples would not continue the run.
+        """
         digest = hashlib.sha256()
         for tensor in (self.train_x, self.train_y, self.val_x, self.val_y):
             digest.update(tensor.cpu().contiguous().numpy().tobytes())
@@ -468,8 +475,7 @@ class ExampleSet:
 
 
 def _n_classes(model: nn.Module) -> int | None:
-    """The number of classes of a GPTClassifier or LinearClassifier, None for
-    other models."""
+    """n_classes of a GPTClassifier or LinearClassifier, else None."""
     head = getattr(model, "head", None)
     return head.out_features if isinstance(head, nn.Linear) else None
 
@@ -477,21 +483,19 @@ def _n_classes(model: nn.Module) -> int | None:
 def fit(
     model: nn.Module, train_set: tuple, val_set: tuple, config: TrainConfig
 ) -> dict:
-    """Train ``model`` on ``train_set = (inputs, targets)`` with
-    :func:`minigpt.train.train`; return its history.
+    """Train ``model`` on ``train_set`` with :func:`minigpt.train.train`.
 
-    ``model(inputs[i], targets[i])`` must return ``(output, loss)``, as GPT,
-    GPTClassifier and LinearClassifier do. Each step draws
+    ``train_set`` and ``val_set`` are ``(inputs, targets)`` pairs; returns the
+    history. ``model(inputs[i], targets[i])`` must return ``(output, loss)``,
+    as GPT, GPTClassifier and LinearClassifier do. Each step draws
     ``config.batch_size`` examples uniformly (with replacement); ``val_loss``
     in the history is the mean loss over all of ``val_set`` (see
     :class:`ExampleSet`). ``config.block_size`` is not used: an example is as
     long as it is.
     """
     n_classes = _n_classes(model)
-    if (
-        n_classes is not None
-        # fail before training, not at the first batch that holds the bad label
-    ):
+    # fail before training, not at the first batch that holds the bad label
+    if n_classes is not None:
         check_labels(train_set[1], n_classes)
         check_labels(val_set[1], n_classes)
     return train(model, ExampleSet(train_set, val_set), config)
@@ -501,8 +505,10 @@ def fit(
 def predict(
     model: nn.Module, inputs: torch.Tensor, batch_size: int = 256
 ) -> torch.Tensor:
-    """Predicted class of every example: (N, ...) -> (N,), in eval mode, in
-    batches."""
+    """Predicted class of every example: (N, ...) -> (N,).
+
+    Computed in eval mode, in batches of ``batch_size``.
+    """
     device = next(model.parameters()).device
     with eval_mode(model):
         return torch.cat(
@@ -533,13 +539,12 @@ def accuracy(
 def prompt_response_rows(
     tokenizer, pairs: list[tuple[str, str]], block_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets) LongTensors (N, T) for next-token training on prompt
-    -> response pairs.
+    """(inputs, targets) LongTensors (N, T) from prompt -> response pairs.
 
-    Each row is ``prompt + response`` shifted by one as in pre-training,
-    except that the targets inside the prompt (and the padding) are -1, so the
-    loss is the response's only: the model learns to answer, not to write
-    prompts. Inputs are padded with token 0.
+    For next-token training. Each row is ``prompt + response`` shifted by one
+    as in pre-training, except that the targets inside the prompt (and the
+    padding) are -1, so the loss is the response's only: the model learns to
+    answer, not to write prompts. Inputs are padded with token 0.
     """
     xs, ys = [], []
     for prompt, response in pairs:

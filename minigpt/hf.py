@@ -1,26 +1,36 @@
-"""Moving weights between minigpt's GPT and Hugging Face's
-``GPT2LMHeadModel``.
+"""Converting minigpt's GPT to and from Hugging Face's ``GPT2LMHeadModel``.
 
-The two share every parameter name (``transformer.h.0.attn.c_attn.weight``
-...). One difference: GPT-2 implements its projections with ``Conv1D``, which stores a
-weight of shape (in, out), while ``nn.Linear`` stores (out, in). So the
-weights of ``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way
-through; every other tensor is copied as is. ``transformers`` is imported only
-when a function here is called.
+The two share every parameter name
+(``transformer.h.0.attn.c_attn.weight`` ...). One difference: GPT-2
+implements its projections with ``Conv1D``, which stores a weight of shape
+(in, out), while ``nn.Linear`` stores (out, in). So the weights of
+``c_attn``, ``c_proj`` and ``c_fc`` are transposed on the way through; every
+other tensor is copied as is. ``transformers`` is imported only when a
+function here is called.
 
-    >>> import tempfile
-    >>> from minigpt.tokenizer import train_bpe
-    >>> tokenizer = train_bpe("a small text to learn a few merges from. " * 20, vocab_size=270)
-    >>> gpt = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
-    >>> hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)  # a transformers.GPT2LMHeadModel
-    >>> ids = torch.tensor([tokenizer.encode("a text")])
-    >>> torch.allclose(gpt(ids)[0], hf_model(ids).logits, atol=1e-5)  # the same logits
-    True
-    >>> folder = save_pretrained(gpt, tokenizer, Path(tempfile.mkdtemp()) / "my-gpt")
-    >>> # GPT2LMHeadModel.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it
-    >>> gpt_back, tokenizer_back = load_pretrained(folder)  # and minigpt reads it back
-    >>> torch.equal(gpt_back.lm_head.weight, gpt.lm_head.weight), tokenizer_back.encode("a text") == ids[0].tolist()
-    (True, True)
+>>> import tempfile
+>>> from minigpt.tokenizer import train_bpe
+>>> text = "a small text to learn a few merges from. " * 20
+>>> tokenizer = train_bpe(text, vocab_size=270)
+>>> config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16,
+...                    n_layer=1, n_head=2, n_embd=8)
+>>> gpt = GPT(config).eval()
+>>> hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)  # a GPT2LMHeadModel
+>>> ids = torch.tensor([tokenizer.encode("a text")])
+>>> torch.allclose(gpt(ids)[0], hf_model(ids).logits, atol=1e-5)
+True
+
+Both compute the same logits. :func:`save_pretrained` writes a folder that
+``GPT2LMHeadModel.from_pretrained`` and ``AutoTokenizer.from_pretrained``
+load, and minigpt reads it back:
+
+>>> folder = Path(tempfile.mkdtemp()) / "my-gpt"
+>>> folder = save_pretrained(gpt, tokenizer, folder)
+>>> gpt_back, tokenizer_back = load_pretrained(folder)
+>>> torch.equal(gpt_back.lm_head.weight, gpt.lm_head.weight)
+True
+>>> tokenizer_back.encode("a text") == ids[0].tolist()
+True
 """
 
 import os
@@ -42,16 +52,15 @@ __all__ = [
     "CONV1D_SUFFIXES",
 ]
 
-# parameters that HF stores as Conv1D (in, out) and minigpt as nn.Linear (out,
-# in)
+# stored by HF as Conv1D (in, out), by minigpt as nn.Linear (out, in)
 CONV1D_SUFFIXES = (
     "attn.c_attn.weight",
     "attn.c_proj.weight",
     "mlp.c_fc.weight",
     "mlp.c_proj.weight",
 )
-# HF's names for the two GELUs of GPTConfig.gelu ("gelu_pytorch_tanh" computes
-# the same tanh form)
+# HF's names for the two GELUs of GPTConfig.gelu ("gelu_pytorch_tanh"
+# computes the same tanh form)
 HF_ACTIVATION = {"tanh": "gelu_new", "exact": "gelu"}
 GELU_OF_HF = {
     "gelu_new": "tanh",
@@ -65,8 +74,7 @@ def _is_conv1d(name: str) -> bool:
 
 
 def _check_hf_config(hf_config) -> None:
-    """Raise ValueError for any GPT-2 option minigpt's GPT does not
-    implement."""
+    """Raise ValueError for a GPT-2 option minigpt's GPT does not have."""
     n_inner = hf_config.n_inner
     problems = {
         "activation_function": (
@@ -109,8 +117,10 @@ def _check_hf_config(hf_config) -> None:
 
 
 def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
-    """The :class:`GPTConfig` of a ``transformers.GPT2Config`` (dropout chosen
-    by the caller)."""
+    """The :class:`GPTConfig` of a ``transformers.GPT2Config``.
+
+    ``dropout`` is the caller's choice.
+    """
     _check_hf_config(hf_config)
     return GPTConfig(
         vocab_size=hf_config.vocab_size,
@@ -126,11 +136,11 @@ def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
 
 
 def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
-    """A minigpt GPT holding the weights of a ``GPT2LMHeadModel`` (or of a
-    folder saved by one).
+    """A minigpt GPT holding the weights of a ``GPT2LMHeadModel``.
 
-    ``dropout`` defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with
-    its recipe. The result is in eval mode.
+    ``model_or_path`` is the model or a folder saved by one. ``dropout``
+    defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with its recipe.
+    The result is in eval mode.
     """
     from transformers import GPT2LMHeadModel
 
@@ -165,8 +175,7 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
 
 
 def to_hf(gpt: GPT, eot_id: int | None = None):
-    """A ``transformers.GPT2LMHeadModel`` holding ``gpt``'s weights, in eval
-    mode.
+    """``gpt`` as a ``transformers.GPT2LMHeadModel``, in eval mode.
 
     GPT-2's blocks are pre-LN (``norm="pre"``); a GPT without biases
     (``bias=False``) converts with every bias set to zero, which computes the
@@ -222,9 +231,8 @@ def to_hf(gpt: GPT, eot_id: int | None = None):
             if name.endswith(".bias") and name not in state
         }
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
-    missing = [
-        name for name in missing if name != "lm_head.weight"
-    ]  # tied to wte, filled by it
+    # lm_head.weight is tied to wte, which fills it
+    missing = [name for name in missing if name != "lm_head.weight"]
     if missing or unexpected:
         raise RuntimeError(
             f"weight names did not line up: missing {missing}, unexpected "
@@ -237,10 +245,12 @@ def to_hf(gpt: GPT, eot_id: int | None = None):
 def to_hf_tokenizer(
     tokenizer: HFBPETokenizer, model_max_length: int | None = None
 ):
-    """``tokenizer`` as a ``transformers.GPT2TokenizerFast`` with
-    ``"<|endoftext|>"`` as its begin, end and unknown token, as GPT-2's own
-    tokenizer has. It encodes and decodes every text exactly as ``tokenizer``
-    does. ``model_max_length``: the model's context (block_size).
+    """``tokenizer`` as a ``transformers.GPT2TokenizerFast``.
+
+    Like GPT-2's own tokenizer, it has ``"<|endoftext|>"`` as its begin, end
+    and unknown token, and it encodes and decodes every text exactly as
+    ``tokenizer`` does. ``model_max_length``: the model's context
+    (block_size).
 
     Only byte-level BPE converts (:func:`minigpt.tokenizer.train_bpe`'s
     tokenizers): GPT-2's tokenizer class is byte-level BPE.
@@ -269,11 +279,14 @@ def to_hf_tokenizer(
 
 
 def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
-    """Write ``gpt`` and ``tokenizer`` as a folder that Hugging Face loads,
-    like a hub model:
+    """Write ``gpt`` and ``tokenizer`` as a folder that Hugging Face loads.
 
-        config.json, generation_config.json, model.safetensors     GPT2LMHeadModel.from_pretrained(path)
-        tokenizer.json, tokenizer_config.json                      AutoTokenizer.from_pretrained(path)
+    Like a hub model, the folder ``path`` holds::
+
+        config.json, generation_config.json, model.safetensors
+            read by GPT2LMHeadModel.from_pretrained(path)
+        tokenizer.json, tokenizer_config.json
+            read by AutoTokenizer.from_pretrained(path)
 
     ``pipeline("text-generation", model=path)`` then works too. The
     end-of-text id of the model config is the tokenizer's ``eot_id``. Files
@@ -286,21 +299,18 @@ def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
             f"{path} is a file; save_pretrained writes a folder: pass a "
             "folder path"
         )
-    if not isinstance(
-        tokenizer, HFBPETokenizer
-    ):  # before any file is written
+    # check the tokenizer's type before any file is written
+    if not isinstance(tokenizer, HFBPETokenizer):
         to_hf_tokenizer(tokenizer)
     if tokenizer.vocab_size > gpt.config.vocab_size:
         raise ValueError(
             f"the tokenizer has {tokenizer.vocab_size} tokens but the model "
-            "only "
-            f"{gpt.config.vocab_size} embeddings: save the tokenizer the "
-            "model was trained with"
+            f"only {gpt.config.vocab_size} embeddings: save the tokenizer "
+            "the model was trained with"
         )
     hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)
-    hf_model.generation_config.pad_token_id = (
-        tokenizer.eot_id
-    )  # GPT-2 has no padding token; pad with end-of-text
+    # GPT-2 has no padding token; pad with end-of-text
+    hf_model.generation_config.pad_token_id = tokenizer.eot_id
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(
         prefix=f".{path.name}.tmp-", dir=path.parent
@@ -308,17 +318,17 @@ def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
         hf_model.save_pretrained(tmp)  # safetensors weights, never a pickle
         to_hf_tokenizer(tokenizer, gpt.config.block_size).save_pretrained(tmp)
         path.mkdir(exist_ok=True)
-        for file in sorted(
-            Path(tmp).iterdir()
-        ):  # file by file: other files in ``path`` stay
+        # file by file: other files in ``path`` stay
+        for file in sorted(Path(tmp).iterdir()):
             os.replace(file, path / file.name)
     return path
 
 
 def load_pretrained(path) -> tuple[GPT, HFBPETokenizer]:
-    """The ``(GPT, tokenizer)`` of a folder written by :func:`save_pretrained`
-    (or any GPT-2
-    folder that has a ``tokenizer.json``), as minigpt objects."""
+    """Read a folder of :func:`save_pretrained` as ``(GPT, tokenizer)``.
+
+    Any GPT-2 folder that has a ``tokenizer.json`` reads too.
+    """
     path = Path(path)
     if not (path / "tokenizer.json").is_file():
         raise FileNotFoundError(

@@ -1,17 +1,19 @@
-"""The GPT: a decoder-only Transformer whose weights map one-to-one onto
-GPT-2's.
+"""The GPT: a decoder-only Transformer whose weights map onto GPT-2's.
 
-    idx (B, T) token ids
-      -> wte(idx) + wpe(0..T-1)                  token + learned position embeddings (B, T, C)
-      -> n_layer x Block                          attention and MLP, each in a residual branch
-      -> ln_f -> lm_head (= wte.weight)           logits (B, T, vocab_size)
+One to one, parameter by parameter. The data flow::
 
-Two placements of LayerNorm are offered (``GPTConfig.norm``):
+    idx (B, T)                    token ids
+      -> wte(idx) + wpe(0..T-1)   token + position embeddings (B, T, C)
+      -> n_layer x Block          attention and MLP, each in a residual branch
+      -> ln_f -> lm_head          logits (B, T, vocab_size)
 
-- ``"pre"`` (GPT-2, the default):  x = x + attn(ln_1(x));  x = x +
-  mlp(ln_2(x))
-- ``"post"`` (the 2017 Transformer): x = ln_1(x + attn(x)); x = ln_2(x +
-  mlp(x))
+Both embeddings are learned, and ``lm_head`` shares its weight with ``wte``,
+as in GPT-2. Two placements of LayerNorm are offered (``GPTConfig.norm``)::
+
+    "pre"  (GPT-2, the default)    x = x + attn(ln_1(x))
+                                   x = x + mlp(ln_2(x))
+    "post" (the 2017 Transformer)  x = ln_1(x + attn(x))
+                                   x = ln_2(x + mlp(x))
 
 The final ``ln_f`` is kept in both, so the two differ only inside the blocks.
 Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
@@ -44,8 +46,9 @@ GELUS = ("tanh", "exact")
 
 @dataclass
 class GPTConfig:
-    """The sizes of a GPT. Checked when constructed, so a bad value fails
-    here, not deep in a matmul.
+    """The sizes of a GPT, checked when constructed.
+
+    A bad value fails here, not deep in a matmul.
 
     vocab_size: number of token ids; block_size: the longest context
     (positions 0..block_size-1); n_layer blocks of n_head heads; n_embd: the
@@ -121,8 +124,10 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
-        """The config from :meth:`to_dict`'s output; unknown keys are an
-        error, not ignored."""
+        """The config from :meth:`to_dict`'s output.
+
+        Unknown keys are an error, not ignored.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -135,8 +140,10 @@ class GPTConfig:
 
     @classmethod
     def gpt2(cls) -> "GPTConfig":
-        """GPT-2 small (124M parameters): 12 layers, 12 heads, width 768,
-        context 1024, 50257 tokens."""
+        """GPT-2 small (124M parameters).
+
+        12 layers, 12 heads, width 768, context 1024, 50257 tokens.
+        """
         return cls(
             vocab_size=50257,
             block_size=1024,
@@ -148,11 +155,11 @@ class GPTConfig:
 
 @contextmanager
 def eval_mode(model: nn.Module):
-    """Run the ``with`` body with ``model`` in eval mode (no dropout), then
-    restore its previous mode.
+    """Run the ``with`` body with ``model`` in eval mode (no dropout).
 
-    The mode comes back even when the body raises, so an error in evaluation
-    cannot leave a model that was training with its dropout switched off.
+    Its previous mode comes back afterwards, even when the body raises, so an
+    error in evaluation cannot leave a model that was training with its
+    dropout switched off.
     """
     was_training = model.training
     model.eval()
@@ -194,12 +201,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """One Transformer block: causal multi-head attention, then the MLP, each
-    with a residual.
+    """One Transformer block: causal multi-head attention, then the MLP.
 
-    ``norm="pre"``:  x + attn(ln_1(x)), then + mlp(ln_2(.)).
-    ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017
-    paper's formula.
+    Each of the two sits in a residual branch:
+
+    - ``norm="pre"``: x + attn(ln_1(x)), then + mlp(ln_2(.)).
+    - ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017
+      paper's formula.
     """
 
     def __init__(self, config: GPTConfig):
@@ -218,8 +226,10 @@ class Block(nn.Module):
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None
     ) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); with ``cache``, x holds only the new
-        positions."""
+        """(B, T, C) -> (B, T, C).
+
+        With ``cache``, x holds only the new positions.
+        """
         if self.norm == "pre":
             x = x + self.attn(self.ln_1(x), cache)
             return x + self.mlp(self.ln_2(x))
@@ -227,8 +237,7 @@ class Block(nn.Module):
         return self.ln_2(x + self.mlp(x))
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention weights (B, n_head, T, T) this block computes for
-        input x."""
+        """The attention weights (B, n_head, T, T) this block computes."""
         return self.attn.attention_weights(
             self.ln_1(x) if self.norm == "pre" else x
         )
@@ -237,8 +246,7 @@ class Block(nn.Module):
 def without_residual(
     block: Block, args: tuple, output: torch.Tensor
 ) -> torch.Tensor:
-    """A forward hook that makes ``block`` compute its sub-layers with both
-    residual additions removed.
+    """A forward hook: ``block`` without its two residual additions.
 
     ``block.register_forward_hook(without_residual)`` replaces the block's
     output by mlp(ln_2(attn(ln_1(x)))) (pre-LN) or ln_2(mlp(ln_1(attn(x))))
@@ -254,8 +262,10 @@ def without_residual(
 
 
 class GPT(nn.Module):
-    """A GPT-2-layout language model. See the module docstring for the data
-    flow."""
+    """A GPT-2-layout language model.
+
+    See the module docstring for the data flow.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -276,16 +286,17 @@ class GPT(nn.Module):
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = (
-            self.transformer.wte.weight
-        )  # tied: one matrix embeds and un-embeds
+        # tied: one matrix embeds and un-embeds
+        self.lm_head.weight = self.transformer.wte.weight
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the
-        two projections that write into the residual stream (attn.c_proj,
-        mlp.c_proj) scaled by 1/sqrt(2 n_layer),
-        so the residual's variance does not grow with depth."""
+        """GPT-2's initialisation: N(0, 0.02) weights, zero biases.
+
+        The two projections that write into the residual stream (attn.c_proj,
+        mlp.c_proj) are scaled by 1/sqrt(2 n_layer), so the residual's
+        variance does not grow with depth.
+        """
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -377,11 +388,10 @@ class GPT(nn.Module):
         return self.transformer.ln_f(x)
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """The final hidden states (B, T, C) for ``idx`` (B, T): what
-        ``lm_head`` turns into logits.
+        """The final hidden states (B, T, C) for ``idx`` (B, T).
 
-        Row t summarises tokens 0..t; fine-tuning heads and retrieval read
-        these features.
+        What ``lm_head`` turns into logits. Row t summarises tokens 0..t;
+        fine-tuning heads and retrieval read these features.
         """
         self._check_idx(idx)
         return self._hidden(idx)
@@ -389,9 +399,11 @@ class GPT(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab_size) for every position, and the mean
-        cross-entropy with
-        ``targets`` (B, T) when given (entries equal to -1 are ignored), else None."""
+        """Logits (B, T, vocab_size) and the mean cross-entropy, or None.
+
+        The loss is against ``targets`` (B, T) when given (entries equal to -1
+        are ignored), else None.
+        """
         logits = self.lm_head(self.hidden_states(idx))
         if targets is None:
             return logits, None
@@ -441,13 +453,12 @@ class GPT(nn.Module):
         use_cache: bool = True,
         stop_token: int | None = None,
     ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T) -> (B, T
-        + max_new_tokens).
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T).
 
-        ``temperature=0`` is greedy; ``top_k``/``top_p`` filter as in
-        :mod:`minigpt.sampling`; ``generator`` makes sampling reproducible.
-        The model runs in eval mode (no dropout) and its previous mode is
-        restored afterwards.
+        Returns (B, T + max_new_tokens). ``temperature=0`` is greedy;
+        ``top_k``/``top_p`` filter as in :mod:`minigpt.sampling`;
+        ``generator`` makes sampling reproducible. The model runs in eval mode
+        (no dropout) and its previous mode is restored afterwards.
 
         With ``use_cache`` the prompt is run once and each new token then
         costs one position: the keys and values of earlier positions are kept
@@ -487,18 +498,18 @@ class GPT(nn.Module):
                 f'got {stop_token!r}; e.g. tokenizer.encode("\\n")[0]'
             )
         check_settings(temperature, top_k, top_p, self.config.vocab_size)
+        # (B, 1): which rows have generated stop_token
         finished = torch.zeros(
             idx.size(0), 1, dtype=torch.bool, device=idx.device
-        )  # (B, 1)
+        )
         block_size = self.config.block_size
         caches = None
         with eval_mode(self):
             for _ in range(max_new_tokens):
                 if not use_cache:
                     hidden = self._hidden(idx[:, -block_size:])
-                elif (
-                    caches is None or len(caches[0]) >= block_size
-                ):  # first step, or the window slides
+                # first step, or the window slides
+                elif caches is None or len(caches[0]) >= block_size:
                     caches = self.new_caches()
                     hidden = self._hidden(idx[:, -block_size:], caches)
                 else:  # the cache holds every token but the newest
@@ -517,10 +528,12 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """The attention weights of every layer for ``idx`` (B, T): a list of
-        n_layer tensors (B, n_head, T, T), row i = how position i spreads its
-        attention.
-        Computed in eval mode (no dropout); the previous mode is restored."""
+        """The attention weights of every layer for ``idx`` (B, T).
+
+        A list of n_layer tensors (B, n_head, T, T); row i is how position i
+        spreads its attention. Computed in eval mode (no dropout); the
+        previous mode is restored.
+        """
         self._check_idx(idx)
         pos = torch.arange(idx.size(1), device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)

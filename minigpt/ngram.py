@@ -23,13 +23,13 @@ import torch
 
 
 def add_k(counts: torch.Tensor, k: float) -> torch.Tensor:
-    """Probabilities from the counts of each continuation after one context,
-    with add-k smoothing.
+    """Add-k smoothing: counts of each continuation -> probabilities.
 
     ``counts`` has shape (V,) or (contexts, V); each row becomes a
     distribution.
 
-    >>> add_k(torch.tensor([3.0, 1.0, 0.0]), k=1.0).tolist()  # (3+1)/7, (1+1)/7, (0+1)/7
+    >>> counts = torch.tensor([3.0, 1.0, 0.0])
+    >>> add_k(counts, k=1.0).tolist()  # (3+1)/7, (1+1)/7, (0+1)/7
     [0.5714285714285714, 0.2857142857142857, 0.14285714285714285]
     """
     counts = counts.to(torch.float64) + k
@@ -43,21 +43,23 @@ def add_k(counts: torch.Tensor, k: float) -> torch.Tensor:
 
 
 def nats_to_bits(nats: float) -> float:
-    """Convert a log-loss from nats (natural log) to bits (log base 2): divide
-    by ln 2."""
+    """Convert a log-loss from nats (ln) to bits (log2): divide by ln 2."""
     return nats / math.log(2)
 
 
 def perplexity(cross_entropy_nats: float) -> float:
-    """``exp(cross-entropy)``: the number of equally likely choices that would
-    be as uncertain."""
+    """``exp(cross-entropy)``, the perplexity.
+
+    The number of equally likely choices that would be as uncertain.
+    """
     return math.exp(cross_entropy_nats)
 
 
 class NGramModel:
     """An n-gram model over token ids ``0 .. vocab_size - 1``.
 
-    >>> model = NGramModel(2, vocab_size=3, k=0.0).fit(torch.tensor([0, 1, 0, 1, 0, 2]))
+    >>> ids = torch.tensor([0, 1, 0, 1, 0, 2])
+    >>> model = NGramModel(2, vocab_size=3, k=0.0).fit(ids)
     >>> model.probs([0]).tolist()  # after 0 came 1, 1, 2
     [0.0, 0.6666666666666666, 0.3333333333333333]
     """
@@ -88,12 +90,10 @@ class NGramModel:
                 "use a smaller n or a smaller vocabulary"
             )
         self.n, self.vocab_size, self.k = n, vocab_size, float(k)
-        self.codes = torch.empty(
-            0, dtype=torch.long
-        )  # sorted codes of the n-grams seen
-        self.counts = torch.empty(
-            0, dtype=torch.long
-        )  # how often each was seen
+        # sorted codes of the n-grams seen
+        self.codes = torch.empty(0, dtype=torch.long)
+        # how often each was seen
+        self.counts = torch.empty(0, dtype=torch.long)
         self.context_codes = torch.empty(0, dtype=torch.long)
         self.context_counts = torch.empty(0, dtype=torch.long)
 
@@ -128,8 +128,10 @@ class NGramModel:
         return (windows * powers).sum(1)
 
     def fit(self, ids) -> "NGramModel":
-        """Count every n-gram of ``ids`` (a list or 1-D tensor); returns the
-        model."""
+        """Count every n-gram of ``ids`` (a list or 1-D tensor).
+
+        Returns the model itself.
+        """
         ids = self._check_ids(ids, self.n)
         self.codes, self.counts = torch.unique(
             self._codes(ids), return_counts=True
@@ -157,8 +159,10 @@ class NGramModel:
         return torch.where(sorted_codes[j] == queries, counts[j], 0)
 
     def log_probs(self, ids) -> torch.Tensor:
-        """ln P(ids[t] | the n - 1 ids before it) for t = n-1 .. N-1: shape (N
-        - n + 1,), float64."""
+        """ln P(ids[t] | the n - 1 ids before it) for t = n-1 .. N-1.
+
+        Shape (N - n + 1,), float64.
+        """
         ids = self._check_ids(ids, self.n)
         codes = self._codes(ids)
         count = self._lookup(self.codes, self.counts, codes).double()
@@ -180,8 +184,10 @@ class NGramModel:
         return -self.log_probs(ids).mean().item()
 
     def bits_per_token(self, ids) -> float:
-        """Cross-entropy in bits; for a character tokenizer this is bits per
-        character."""
+        """Cross-entropy in bits.
+
+        For a character tokenizer this is bits per character.
+        """
         return nats_to_bits(self.cross_entropy(ids))
 
     def perplexity(self, ids) -> float:
@@ -189,8 +195,10 @@ class NGramModel:
         return perplexity(self.cross_entropy(ids))
 
     def probs(self, context) -> torch.Tensor:
-        """The distribution over the next token after ``context`` (its last n
-        - 1 ids count): (V,)."""
+        """The next-token distribution after ``context``: (V,).
+
+        Only the last n - 1 ids of ``context`` count.
+        """
         context = self._check_ids(context, self.n - 1)
         code = 0
         for t in context[len(context) - (self.n - 1) :].tolist():
@@ -209,8 +217,10 @@ class NGramModel:
         num_tokens: int,
         generator: torch.Generator | None = None,
     ) -> list[int]:
-        """``context`` followed by ``num_tokens`` ids drawn one at a time from
-        :meth:`probs`."""
+        """``context`` plus ``num_tokens`` ids drawn from :meth:`probs`.
+
+        The ids are drawn one at a time.
+        """
         ids = self._check_ids(context, self.n - 1).tolist()
         if (
             isinstance(num_tokens, bool)

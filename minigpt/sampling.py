@@ -1,5 +1,4 @@
-"""Turning next-token logits into a next token: greedy, temperature, top-k,
-top-p.
+"""From next-token logits to a token: greedy, temperature, top-k, top-p.
 
 A language model gives, at each step, a vector of logits ``z`` over the
 vocabulary. Decoding chooses one token from it. Every rule here works on the
@@ -42,8 +41,7 @@ def check_settings(
     top_p: float | None = None,
     vocab_size: int | None = None,
 ) -> None:
-    """Raise ``ValueError`` naming the bad value unless the decoding settings
-    make sense.
+    """Check the decoding settings; a ``ValueError`` names a bad value.
 
     ``temperature >= 0`` (0 = greedy); ``top_k`` None or an int in
     1..vocab_size; ``top_p`` None or a number in (0, 1].
@@ -82,16 +80,20 @@ def check_settings(
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
-    """The index of the largest logit along the last dimension, shape
-    ``logits.shape[:-1] + (1,)``."""
+    """The index of the largest logit along the last dimension.
+
+    Shape ``logits.shape[:-1] + (1,)``.
+    """
     return logits.argmax(dim=-1, keepdim=True)
 
 
 def apply_temperature(
     logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """``logits / temperature``; ``temperature`` must be > 0 (use
-    :func:`greedy` for 0)."""
+    """``logits / temperature``, for ``temperature`` > 0.
+
+    Use :func:`greedy` for 0.
+    """
     if temperature == 0:
         raise ValueError(
             "temperature=0 cannot divide the logits; use greedy() (or "
@@ -103,8 +105,7 @@ def apply_temperature(
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the ``k`` largest logits along the last dimension; set the others
-    to ``-inf``.
+    """Keep the ``k`` largest logits (last dim); set the others to ``-inf``.
 
     Ties at the k-th value are all kept, so a few more than ``k`` may survive.
     """
@@ -114,8 +115,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the smallest set of most probable tokens whose probability sums to
-    at least ``p``.
+    """Keep the fewest most probable tokens whose probability reaches ``p``.
 
     The most probable token is always kept. Others are set to ``-inf``. A set
     that reaches ``p`` exactly is enough: of four equal logits, ``p=0.5``
@@ -125,9 +125,10 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     tensor([0., 0., -inf, -inf])
     """
     check_settings(top_p=p)
+    # ties: lower ids first
     sorted_logits, order = torch.sort(
         logits, dim=-1, descending=True, stable=True
-    )  # ties: lower ids first
+    )
     cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
     # a token is dropped when the more probable tokens before it already reach
     # p: their total is the running sum one place to the left (cumulative -
@@ -146,10 +147,10 @@ def next_token_probs(
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> torch.Tensor:
-    """The distribution a sampler draws from: temperature, then top-k, then
-    top-p, then softmax.
+    """The distribution a sampler draws from.
 
-    ``temperature=0`` gives the one-hot distribution of the greedy choice.
+    Temperature, then top-k, then top-p, then softmax. ``temperature=0`` gives
+    the one-hot distribution of the greedy choice.
     """
     check_settings(temperature, top_k, top_p, logits.size(-1))
     if temperature == 0:

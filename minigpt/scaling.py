@@ -1,12 +1,12 @@
-"""Back-of-the-envelope arithmetic of scale: parameters, FLOPs, memory, time,
-cost, scaling fits.
+"""Back-of-the-envelope arithmetic of scale.
 
-Every function is plain arithmetic that a reader can redo by hand::
+Parameters, FLOPs, memory, time, cost and scaling fits. Every function is
+plain arithmetic that a reader can redo by hand::
 
-    n = param_count(config)                      # == GPT(config).num_params(), exactly
-    flops = training_flops(175e9, 300e9)         # GPT-3: 6 N D ~= 3.15e23 FLOPs
+    n = param_count(config)                # exactly GPT(config).num_params()
+    flops = training_flops(175e9, 300e9)   # GPT-3: 6 N D ~= 3.15e23 FLOPs
     days = gpu_days(flops, ACCELERATORS["A100"], utilisation=0.4)
-    fit = fit_power_law(n_params, losses)        # L(N) = a N^-alpha + c
+    fit = fit_power_law(n_params, losses)  # L(N) = a N^-alpha + c
 
 Conventions (Kaplan et al. 2020, "Scaling laws for neural language models"):
 
@@ -56,8 +56,10 @@ def _check_config(config) -> None:
 
 
 def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a float, or a ValueError naming it when it is not a finite
-    number > 0 (>= 0)."""
+    """``value`` as a float, if finite and > 0 (>= 0 with ``allow_zero``).
+
+    Otherwise a ValueError naming it.
+    """
     ok = (
         isinstance(value, (int, float, np.integer, np.floating))
         and not isinstance(value, bool)
@@ -73,8 +75,7 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> float:
 
 
 def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
-    """The exact number of parameters of ``GPT(config)``, from the sizes
-    alone.
+    """The exact number of parameters of ``GPT(config)``, from its sizes.
 
     With C = n_embd, V = vocab_size, T = block_size, L = n_layer:
 
@@ -102,13 +103,12 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
 def forward_flops_per_token(
     n_params: float, n_layer: int = 0, n_ctx: int = 0, d_model: int = 0
 ) -> float:
-    """FLOPs of one forward pass per token: 2 N + 2 n_layer n_ctx d_model
-    (Kaplan et al. 2020, Table 1).
+    """FLOPs of one forward pass per token: 2 N + 2 n_layer n_ctx d_model.
 
-    2 N: every weight takes part in one multiply-add per token. The second
-    term is attention to the context (scores Q K^T and the weighted sum of V,
-    averaged over a causal context); leave n_layer, n_ctx, d_model at 0 to
-    count the weights only.
+    From Kaplan et al. (2020), Table 1. The first term: every weight takes
+    part in one multiply-add per token. The second term is attention to the
+    context (scores Q K^T and the weighted sum of V, averaged over a causal
+    context); leave n_layer, n_ctx, d_model at 0 to count the weights only.
     """
     n = _check_positive("n_params", n_params)
     for name, value in (
@@ -127,19 +127,21 @@ def training_flops(
     n_ctx: int = 0,
     d_model: int = 0,
 ) -> float:
-    """Training FLOPs for ``n_tokens`` tokens: 3 x forward (backward = 2 x
-    forward).
+    """Training FLOPs for ``n_tokens`` tokens: 3 x the forward pass's.
 
-    = 6 N D + 6 n_layer n_ctx d_model D. GPT-3 (N = 175e9, D = 300e9): 6 N D =
-    3.15e23, the 3.14e23 that Brown et al. (2020) report.
+    The backward pass costs 2 x forward, so training D tokens costs
+    6 N D + 6 n_layer n_ctx d_model D. GPT-3 (N = 175e9, D = 300e9):
+    6 N D = 3.15e23, the 3.14e23 that Brown et al. (2020) report.
     """
     d = _check_positive("n_tokens", n_tokens)
     return 3 * forward_flops_per_token(n_params, n_layer, n_ctx, d_model) * d
 
 
 def training_flops_for(config: GPTConfig, n_tokens: float) -> float:
-    """:func:`training_flops` for a GPTConfig: non-embedding N, n_ctx =
-    block_size, d_model = n_embd."""
+    """Training FLOPs of a GPTConfig, with :func:`training_flops`.
+
+    N is non-embedding, n_ctx = block_size, d_model = n_embd.
+    """
     _check_config(config)
     return training_flops(
         param_count(config, non_embedding=True),
@@ -152,8 +154,10 @@ def training_flops_for(config: GPTConfig, n_tokens: float) -> float:
 
 @dataclass(frozen=True)
 class Accelerator:
-    """An accelerator's datasheet numbers: dense peak FLOP/s at the stated
-    precision and board power."""
+    """An accelerator's datasheet numbers.
+
+    Dense peak FLOP/s at the stated precision, and board power.
+    """
 
     name: str
     peak_flops: float  # FLOP/s, dense (no structured sparsity)
@@ -214,8 +218,10 @@ def training_seconds(
 def gpu_days(
     flops: float, accelerator: Accelerator, utilisation: float = 0.4
 ) -> float:
-    """Device-days (one device running for one day = 1) to do ``flops`` at
-    ``utilisation``."""
+    """Device-days to do ``flops`` at ``utilisation``.
+
+    One device running for one day is 1.
+    """
     if not isinstance(accelerator, Accelerator):
         raise TypeError(
             "accelerator must be an Accelerator, e.g. ACCELERATORS['A100'], "
@@ -285,8 +291,7 @@ def activation_bytes(
 def training_memory(
     n_params: float, precision: str = "fp32", activations: float = 0.0
 ) -> dict:
-    """Bytes needed to train with AdamW: weights, gradients, Adam's two
-    moments, activations.
+    """Bytes to train with AdamW: weights, gradients, moments, activations.
 
     ``precision="fp32"``: 4 (weights) + 4 (gradients) + 8 (m and v) = 16 bytes
     per parameter. ``precision="mixed"`` (Rajbhandari et al. 2020, ZeRO): 2
@@ -314,8 +319,10 @@ def training_memory(
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    """L(x) = a x^(-alpha) + c, fitted by :func:`fit_power_law`; rmse in the
-    units of L."""
+    """L(x) = a x^(-alpha) + c, fitted by :func:`fit_power_law`.
+
+    ``rmse`` is in the units of L.
+    """
 
     a: float
     alpha: float
@@ -329,8 +336,10 @@ class PowerLawFit:
 def _linear_fit(
     x: np.ndarray, y: np.ndarray, alpha: float, offset: bool
 ) -> tuple[float, float, float]:
-    """For a fixed alpha, L is linear in (a, c): least squares gives (a, c,
-    sum of squares)."""
+    """(a, c, sum of squares) of the least-squares fit for a fixed alpha.
+
+    For a fixed alpha, L is linear in (a, c).
+    """
     columns = [x ** (-alpha)] + ([np.ones_like(x)] if offset else [])
     design = np.stack(columns, axis=1)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
@@ -345,14 +354,14 @@ def _linear_fit(
 def fit_power_law(
     x, y, offset: bool = True, alpha_max: float = 3.0
 ) -> PowerLawFit:
-    """Least-squares fit of y = a x^(-alpha) + c (``offset=False``: c = 0),
-    with NumPy only.
+    """Least-squares fit of y = a x^(-alpha) + c, with NumPy only.
 
-    For a fixed alpha the model is linear in (a, c), solved exactly by least
-    squares; the one remaining number, alpha, is found by a grid over (0,
-    alpha_max] refined by golden- section search ("variable projection"). x
-    and y are 1-D, positive, of equal length, with at least 3 points (4 with
-    an offset, so the fit is not exact by construction).
+    ``offset=False`` fixes c = 0. For a fixed alpha the model is linear in (a,
+    c), solved exactly by least squares; the one remaining number, alpha, is
+    found by a grid over (0, alpha_max] refined by golden-section search
+    ("variable projection"). x and y are 1-D, positive, of equal length, with
+    at least 3 points (4 with an offset, so the fit is not exact by
+    construction).
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -383,9 +392,8 @@ def fit_power_law(
             f"x needs at least {need} distinct values, got "
             f"{len(np.unique(x))}"
         )
-    xs = x / np.exp(
-        np.mean(np.log(x))
-    )  # rescale x for conditioning; a is rescaled back below
+    # rescale x for conditioning; a is rescaled back below
+    xs = x / np.exp(np.mean(np.log(x)))
 
     def sse(alpha: float) -> float:
         return _linear_fit(xs, y, alpha, offset)[2]
@@ -402,9 +410,8 @@ def fit_power_law(
             lo = m1
     alpha = (lo + hi) / 2
     a, c, s = _linear_fit(xs, y, alpha, offset)
-    a *= (
-        np.exp(np.mean(np.log(x))) ** alpha
-    )  # a xs^-alpha = a scale^alpha x^-alpha
+    # a xs^-alpha = a scale^alpha x^-alpha
+    a *= np.exp(np.mean(np.log(x))) ** alpha
     return PowerLawFit(
         a=float(a), alpha=float(alpha), c=float(c), rmse=math.sqrt(s / len(x))
     )

@@ -1,5 +1,4 @@
-"""Small text statistics: words, sentences, n-gram diversity and repetition,
-tf-idf retrieval.
+"""Text statistics: words, sentences, n-gram diversity, tf-idf retrieval.
 
 The applications chapter measures generated text with :func:`distinct_n` and
 :func:`repetition_rate`, splits documents with :func:`sentences` and retrieves
@@ -27,8 +26,9 @@ __all__ = [
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words of ``text`` (letters, digits, apostrophes and
-    underscores).
+    """Lower-cased words of ``text``.
+
+    A word is letters, digits, apostrophes and underscores.
 
     >>> words("Don't PANIC, it's 42!")
     ["don't", 'panic', "it's", '42']
@@ -37,8 +37,9 @@ def words(text: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    """``text`` split after '.', '!' or '?' followed by white space (a simple,
-    predictable rule).
+    """``text`` split after '.', '!' or '?' followed by white space.
+
+    A simple, predictable rule.
 
     >>> sentences("One. Two!  Three? four")
     ['One.', 'Two!', 'Three?', 'four']
@@ -57,15 +58,16 @@ def ngrams(tokens: list, n: int) -> list[tuple]:
 
 
 def distinct_n(texts: list[str], n: int) -> float:
-    """Distinct word n-grams / all word n-grams, over all ``texts``: a variant
-    of distinct-n.
+    """Distinct word n-grams / all word n-grams over ``texts``.
 
-    Li et al. (2016) divide the distinct n-grams by the number of generated
-    tokens; this variant divides by the number of n-grams, so it lies in (0,
-    1]. 1.0 means no n-gram repeats; near 0 means the same few n-grams again
-    and again.
+    A variant of distinct-n: Li et al. (2016) divide the distinct n-grams by
+    the number of generated tokens; this variant divides by the number of
+    n-grams, so it lies in (0, 1]. 1.0 means no n-gram repeats; near 0 means
+    the same few n-grams again and again.
 
-    >>> distinct_n(["the cat saw the cat"], 2)  # (the cat) twice, (cat saw), (saw the)
+    Of the four bigrams below, (the cat) comes twice:
+
+    >>> distinct_n(["the cat saw the cat"], 2)
     0.75
     """
     grams = [g for text in texts for g in ngrams(words(text), n)]
@@ -78,10 +80,12 @@ def distinct_n(texts: list[str], n: int) -> float:
 
 
 def repetition_rate(text: str, n: int = 4) -> float:
-    """Share of the word n-grams of ``text`` that already occurred earlier in
-    ``text`` (0 = none repeat).
+    """Share of the word n-grams of ``text`` already seen earlier in it.
 
-    >>> repetition_rate("a b c a b c", 3)  # 4 trigrams, the last (a b c) is a repeat
+    0 means no n-gram repeats. Of the four trigrams below, the last, (a b c),
+    is a repeat:
+
+    >>> repetition_rate("a b c a b c", 3)
     0.25
     """
     grams = ngrams(words(text), n)
@@ -120,8 +124,10 @@ class TfIdf:
         self.matrix = self.transform(documents)  # (N, V)
 
     def transform(self, texts: list[str]) -> torch.Tensor:
-        """Unit-length tf-idf vectors of ``texts``: (len(texts), V) float64
-        (all zeros if no known word)."""
+        """Unit tf-idf vectors of ``texts``: (len(texts), V) float64.
+
+        A text with no known word gets all zeros.
+        """
         out = torch.zeros(len(texts), len(self.vocab), dtype=torch.float64)
         for row, text in enumerate(texts):
             for w, count in Counter(words(text)).items():
@@ -131,8 +137,10 @@ class TfIdf:
         return out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def search(self, queries: list[str], k: int = 5) -> torch.Tensor:
-        """Indices of the ``k`` most similar documents for each query, best
-        first: (len(queries), k)."""
+        """Indices of the ``k`` most similar documents for each query.
+
+        Best first: (len(queries), k).
+        """
         if not isinstance(k, int) or not 1 <= k <= len(self.matrix):
             raise ValueError(
                 f"k must be an int in 1..{len(self.matrix)} (the number of "

@@ -1,7 +1,7 @@
 """Tokenizers: text to integer ids and back, behind one interface.
 
-Every tokenizer here has ``encode(text) -> list[int]``, ``decode(ids) ->
-str``, ``vocab_size``, ``save(path)`` and ``load(path)``;
+Every tokenizer here has ``encode(text) -> list[int]``,
+``decode(ids) -> str``, ``vocab_size``, ``save(path)`` and ``load(path)``;
 :func:`load_tokenizer` loads whichever kind was saved.
 
 - :class:`CharTokenizer`: one id per character seen in the training text.
@@ -34,11 +34,13 @@ EOT = "<|endoftext|>"
 # GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs,
 # whitespace. A merge never crosses a chunk boundary, so " the" and "the."
 # stay separate tokens.
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_PATTERN = (
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+"""
+    r"""|\s+(?!\S)|\s+"""
+)
 
 
-# --- shared helpers
-# -------------------------------------------------------------
+# --- shared helpers ---------------------------------------------------------
 
 
 def _check_text(text, what: str = "text") -> None:
@@ -56,8 +58,10 @@ def _check_training_text(text) -> None:
 
 
 def _id_list(ids, vocab_size: int) -> list[int]:
-    """``ids`` (a list of ints or a 1-D tensor) as a list, each checked to be
-    in the vocabulary."""
+    """``ids`` (a list or 1-D tensor) as a list of ints.
+
+    Each id is checked to be in the vocabulary.
+    """
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1:
             raise ValueError(
@@ -83,8 +87,7 @@ def _id_list(ids, vocab_size: int) -> list[int]:
 
 
 def _file(path) -> Path:
-    """``path`` itself, or ``path/tokenizer.json`` when ``path`` is a
-    directory."""
+    """``path``, or ``path/tokenizer.json`` when ``path`` is a directory."""
     path = Path(path)
     return path / "tokenizer.json" if path.is_dir() else path
 
@@ -110,13 +113,11 @@ def _read_json(path: Path, kind: str) -> dict:
     return payload
 
 
-# --- characters
-# -----------------------------------------------------------------
+# --- characters -------------------------------------------------------------
 
 
 class CharTokenizer:
-    """One token per character: the vocabulary is the sorted set of characters
-    seen.
+    """One token per character; the vocabulary is the sorted characters seen.
 
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.encode("hell"), tok.decode([1, 0, 2, 2, 3])
@@ -138,9 +139,11 @@ class CharTokenizer:
     def from_text(
         cls, text: str, unknown: str | None = None
     ) -> "CharTokenizer":
-        """The vocabulary of ``text``; with ``unknown`` (one character, e.g.
-        ``"?"``), characters
-        not in ``text`` encode as that character instead of raising."""
+        """The vocabulary of ``text``.
+
+        With ``unknown`` (one character, e.g. ``"?"``), characters not in
+        ``text`` encode as that character instead of raising.
+        """
         _check_training_text(text)
         if unknown is not None and (
             not isinstance(unknown, str) or len(unknown) != 1
@@ -189,15 +192,17 @@ class CharTokenizer:
         return cls(payload["chars"], payload["unknown"])
 
 
-# --- byte-level BPE from scratch
-# -------------------------------------------------
+# --- byte-level BPE from scratch --------------------------------------------
 
 
 def gpt2_byte_order() -> list[int]:
-    """The 256 byte values in GPT-2's order: printable ``!``..``~``,
-    ``¡``..``¬``, ``®``..``ÿ`` first, then the rest. Byte
-    ``gpt2_byte_order()[i]`` is token ``i``, as in GPT-2's vocabulary
-    and the ``tokenizers`` library, which makes ties between merges break the same way."""
+    """The 256 byte values in GPT-2's order.
+
+    Printable ``!``..``~``, ``¡``..``¬``, ``®``..``ÿ`` first, then the rest.
+    Byte ``gpt2_byte_order()[i]`` is token ``i``, as in GPT-2's vocabulary and
+    the ``tokenizers`` library, which makes ties between merges break the same
+    way.
+    """
     printable = [
         *range(ord("!"), ord("~") + 1),
         *range(ord("¡"), ord("¬") + 1),
@@ -207,14 +212,15 @@ def gpt2_byte_order() -> list[int]:
 
 
 def gpt2_byte_to_char() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte, the alphabet the
-    ``tokenizers`` library writes byte-level tokens in: printable bytes stand
-    for themselves, the other 68
-    (control characters, space, ...) become ``chr(256)``, ``chr(257)``, ... (space is ``Ġ``)."""
+    """GPT-2's printable stand-in for each byte.
+
+    The alphabet the ``tokenizers`` library writes byte-level tokens in:
+    printable bytes stand for themselves, the other 68 (control characters,
+    space, ...) become ``chr(256)``, ``chr(257)``, ... (space is ``Ġ``).
+    """
     order = gpt2_byte_order()
-    printable = (
-        188  # 94 + 12 + 82 printable bytes come first in gpt2_byte_order()
-    )
+    # 94 + 12 + 82 printable bytes come first in gpt2_byte_order()
+    printable = 188
     return {
         b: chr(b) if i < printable else chr(256 + i - printable)
         for i, b in enumerate(order)
@@ -234,8 +240,7 @@ def get_pairs(ids: list[int]) -> Counter:
 
 
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every occurrence of ``pair`` in ``ids``, left to right, by
-    ``new_id``.
+    """Replace every ``pair`` in ``ids``, left to right, by ``new_id``.
 
     >>> merge([5, 6, 6, 7, 5, 6], (5, 6), 99)
     [99, 6, 7, 99]
@@ -289,8 +294,7 @@ class BPETokenizer:
     def train(
         cls, text: str, vocab_size: int, pattern: str = GPT2_PATTERN
     ) -> "BPETokenizer":
-        """Learn merges from ``text`` until the vocabulary has ``vocab_size``
-        tokens (>= 256).
+        """Learn merges from ``text`` up to ``vocab_size`` tokens (>= 256).
 
         Each step merges the most frequent adjacent pair; among equally
         frequent pairs, the one with the smallest ids ``(a, b)``. Pairs are
@@ -316,9 +320,8 @@ class BPETokenizer:
         ]
         counts = list(chunks.values())
         stats: Counter = Counter()  # pair -> occurrences in the whole text
-        where = defaultdict(
-            set
-        )  # pair -> indices of the words that contain it (or once did)
+        # pair -> indices of the words that contain it (or once did)
+        where = defaultdict(set)
 
         def count(w: int, sign: int) -> None:
             for pair in zip(words[w], words[w][1:]):
@@ -335,9 +338,8 @@ class BPETokenizer:
             best = max(stats.values())
             pair = min(p for p, c in stats.items() if c == best)
             token = tok.vocab[pair[0]] + tok.vocab[pair[1]]
-            new_id = known.get(
-                token, len(tok.vocab)
-            )  # the same bytes reached by another pair keep one id
+            # the same bytes reached by another pair keep one id
+            new_id = known.get(token, len(tok.vocab))
             if new_id == len(tok.vocab):
                 tok.vocab.append(token)
                 known[token] = new_id
@@ -362,8 +364,7 @@ class BPETokenizer:
         return len(self.vocab)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
-        """Apply the merges to one chunk, earliest-learned first, as in
-        training."""
+        """Apply the merges to one chunk, earliest first, as in training."""
         ids = [self.byte_to_id[b] for b in chunk.encode("utf-8")]
         while len(ids) >= 2:
             pair = min(
@@ -376,8 +377,10 @@ class BPETokenizer:
         return ids
 
     def clear_cache(self) -> None:
-        """Forget the chunks encoded so far, so the next :meth:`encode` starts
-        cold (for timing it)."""
+        """Forget the chunks encoded so far.
+
+        The next :meth:`encode` then starts cold, for timing it.
+        """
         self._cache.clear()
 
     def encode(self, text: str) -> list[int]:
@@ -390,8 +393,10 @@ class BPETokenizer:
         return ids
 
     def decode(self, ids) -> str:
-        """Join the tokens' bytes and decode as UTF-8 (an incomplete character
-        becomes U+FFFD)."""
+        """Join the tokens' bytes and decode them as UTF-8.
+
+        An incomplete character becomes U+FFFD.
+        """
         return b"".join(
             self.vocab[i] for i in _id_list(ids, self.vocab_size)
         ).decode("utf-8", errors="replace")
@@ -401,8 +406,7 @@ class BPETokenizer:
         return [self.vocab[i] for i in self.encode(text)]
 
     def merge_list(self) -> list[tuple[bytes, bytes]]:
-        """The merges in the order learned, each as the pair of byte strings
-        it joins."""
+        """The merges in the order learned, as pairs of byte strings."""
         return [(self.vocab[a], self.vocab[b]) for a, b in self.merges]
 
     def save(self, path) -> Path:
@@ -418,8 +422,7 @@ class BPETokenizer:
         return cls([tuple(m) for m in payload["merges"]], payload["pattern"])
 
 
-# --- byte-level BPE through the tokenizers library
-# -------------------------------
+# --- byte-level BPE through the tokenizers library --------------------------
 
 
 class HFBPETokenizer:
@@ -444,8 +447,10 @@ class HFBPETokenizer:
         return self.tokenizer.get_vocab_size()
 
     def clear_cache(self) -> None:
-        """Forget the words the library's BPE model cached, as
-        :meth:`BPETokenizer.clear_cache` does."""
+        """Forget the words the library's BPE model cached.
+
+        As :meth:`BPETokenizer.clear_cache` does.
+        """
         self.tokenizer.model._clear_cache()  # the library's only way to do it
 
     def encode(self, text: str) -> list[int]:
@@ -458,20 +463,20 @@ class HFBPETokenizer:
         )
 
     def tokens(self, text: str) -> list[bytes]:
-        """The bytes of each token of ``text`` (comparable with
-        :meth:`BPETokenizer.tokens`)."""
+        """The bytes of each token of ``text``.
+
+        Comparable with :meth:`BPETokenizer.tokens`.
+        """
         return [
             self._to_bytes(token)
             for token in self.tokenizer.encode(text).tokens
         ]
 
     def merge_list(self) -> list[tuple[bytes, bytes]]:
-        """The merges in the order learned, each as the pair of byte strings
-        it joins."""
+        """The merges in the order learned, as pairs of byte strings."""
         merges = json.loads(self.tokenizer.to_str())["model"]["merges"]
-        pairs = [
-            m.split(" ") if isinstance(m, str) else m for m in merges
-        ]  # older files: "a b"
+        # older files: "a b"
+        pairs = [m.split(" ") if isinstance(m, str) else m for m in merges]
         return [(self._to_bytes(a), self._to_bytes(b)) for a, b in pairs]
 
     @staticmethod
@@ -492,10 +497,12 @@ class HFBPETokenizer:
 
 
 def train_bpe(texts, vocab_size: int) -> HFBPETokenizer:
-    """Train byte-level BPE with the ``tokenizers`` library: GPT-2's
-    pre-tokenization, all 256 bytes in the alphabet, and ``"<|endoftext|>"``
-    as id 0. ``vocab_size`` counts all three
-    parts, so it must be at least 257."""
+    """Train byte-level BPE with the ``tokenizers`` library.
+
+    GPT-2's pre-tokenization, all 256 bytes in the alphabet, and
+    ``"<|endoftext|>"`` as id 0. ``vocab_size`` counts all three parts, so it
+    must be at least 257.
+    """
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -535,8 +542,10 @@ def train_bpe(texts, vocab_size: int) -> HFBPETokenizer:
 
 
 def load_tokenizer(path):
-    """Load a tokenizer saved by any class here, choosing the class from the
-    file."""
+    """Load a tokenizer saved by any class here.
+
+    The class is chosen from the file.
+    """
     path = _file(path)
     if not path.exists():
         raise FileNotFoundError(

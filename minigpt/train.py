@@ -1,7 +1,7 @@
-"""The training loop: AdamW, warm-up then cosine decay, clipping,
-accumulation, validation, checkpoints.
+"""The training loop: AdamW, warm-up, cosine decay, clipping, validation.
 
-One function does the work::
+It also accumulates gradients and writes checkpoints. One function does the
+work::
 
     history = train(model, (train_ids, val_ids), TrainConfig(max_iters=2000))
 
@@ -23,8 +23,8 @@ every ``eval_interval`` steps the source evaluates the model.
 The same function runs data-parallel under ``torchrun`` (PyTorch DDP, gloo on
 CPU, nccl on CUDA): each of the ``world_size`` processes takes its own slice
 of one global batch of ``world_size * batch_size`` windows, so two processes
-with ``batch_size=B`` follow the same trajectory as one process with ``2 *
-B``.
+with ``batch_size=B`` follow the same trajectory as one process with
+``2 * B``.
 
 The defaults are the recipe tuned in ``benchmarks/sweep_nanogpt.py`` at
 nanoGPT's CPU Shakespeare-character setting.
@@ -53,8 +53,7 @@ DTYPES = ("auto", "float32", "bfloat16")
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run, apart from the model and the
-    data.
+    """Everything that decides a training run, except the model and data.
 
     ``batch_size`` is per process and per micro-step: one optimizer step sees
     ``batch_size * grad_accum_steps * world_size`` windows of ``block_size``
@@ -171,8 +170,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        """Build from a dict such as ``to_dict()`` wrote; unknown keys are an
-        error, not ignored."""
+        """Build from a dict such as ``to_dict()`` wrote.
+
+        Unknown keys are an error, not ignored.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -206,11 +207,11 @@ def lr_at(step: int, config: TrainConfig) -> float:
 def make_optimizer(
     model: nn.Module, config: TrainConfig
 ) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (>= 2-D: linear and embedding
-    weights) only.
+    """AdamW, with weight decay on matrices (>= 2-D) only.
 
-    Biases and LayerNorm gains stay undecayed: shrinking them towards zero
-    has no regularising meaning. Tied parameters are counted once.
+    That is, on linear and embedding weights. Biases and LayerNorm gains stay
+    undecayed: shrinking them towards zero has no regularising meaning. Tied
+    parameters are counted once.
 
     On CPU and CUDA the update is PyTorch's fused kernel (``fused=True``): the
     same arithmetic as the default implementation, which loops in Python over
@@ -227,9 +228,8 @@ def make_optimizer(
         },
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    fused = (
-        all(p.device.type in ("cpu", "cuda") for p in params) or None
-    )  # None: PyTorch's choice elsewhere
+    # None: PyTorch's choice elsewhere
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
     return torch.optim.AdamW(
         groups,
         lr=config.learning_rate,
@@ -251,9 +251,13 @@ def evaluate(
     Each window starts with an empty context, as at the start of generation.
     """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.numel() < 2:
+        got = (
+            tuple(ids.shape)
+            if isinstance(ids, torch.Tensor)
+            else type(ids).__name__
+        )
         raise ValueError(
-            f"evaluate needs a 1-D tensor of at least 2 token ids, got "
-            f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}"
+            f"evaluate needs a 1-D tensor of at least 2 token ids, got {got}"
         )
     if block_size < 1 or batch_size < 1:
         raise ValueError(
@@ -288,14 +292,16 @@ def evaluate(
 class BatchSource(Protocol):
     """What :func:`train` draws its data from.
 
-    ``len(source)``: the number of distinct training items a batch is drawn
-    from (a batch larger than that is refused). ``sample(batch_size,
-    generator)``: a training batch ``(inputs, targets)`` on the CPU, drawn
-    with ``generator`` only, so a seeded generator repeats it; ``model(inputs,
-    targets)`` must return ``(output, mean loss)``. ``evaluate(model,
-    batch_size)``: the mean validation loss, a float that depends on no random
-    draw. ``fingerprint()``: a JSON-ready dict naming the data, which a
-    checkpoint stores so that a run resumes only on the data it started on.
+    - ``len(source)``: the number of distinct training items a batch is
+      drawn from (a batch larger than that is refused).
+    - ``sample(batch_size, generator)``: a training batch
+      ``(inputs, targets)`` on the CPU, drawn with ``generator`` only, so a
+      seeded generator repeats it; ``model(inputs, targets)`` must return
+      ``(output, mean loss)``.
+    - ``evaluate(model, batch_size)``: the mean validation loss, a float that
+      depends on no random draw.
+    - ``fingerprint()``: a JSON-ready dict naming the data, which a
+      checkpoint stores so that a run resumes only on the data it started on.
     """
 
     def __len__(self) -> int: ...
@@ -310,14 +316,13 @@ class BatchSource(Protocol):
 
 
 class TokenStream:
-    """Pre-training's batch source: random windows of a token stream,
-    evaluated on a whole split.
+    """Pre-training's batch source: random windows of a token stream.
 
-    ``train_ids`` and ``val_ids`` are 1-D LongTensors of token ids.
-    :meth:`sample` draws ``batch_size`` windows of ``block_size`` tokens from
-    ``train_ids`` with
-    :func:`minigpt.data.get_batch`: inputs and targets (batch_size,
-    block_size), the targets shifted by one. :meth:`evaluate` is
+    It is evaluated on a whole split. ``train_ids`` and ``val_ids`` are 1-D
+    LongTensors of token ids. :meth:`sample` draws ``batch_size`` windows of
+    ``block_size`` tokens from ``train_ids`` with
+    :func:`minigpt.data.get_batch`: inputs and targets
+    (batch_size, block_size), the targets shifted by one. :meth:`evaluate` is
     :func:`evaluate` on all of ``val_ids``. A validation split shorter than
     one block is allowed but warned about: its loss then comes from shorter
     contexts than training sees, so it reads higher than a full split's would.
@@ -391,8 +396,10 @@ class TokenStream:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> the best available device; anything unavailable fails
-    with the fix."""
+    """``"auto"`` -> the best available device.
+
+    A device that is not available fails with the fix.
+    """
     if name == "auto":
         from minigpt import default_device
 
@@ -414,8 +421,10 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class _Process:
-    """Where this process sits: rank and world size (1 outside torchrun) and
-    its device."""
+    """Where this process sits: rank, world size and device.
+
+    World size is 1 outside torchrun.
+    """
 
     rank: int
     world_size: int
@@ -443,9 +452,12 @@ class _Process:
 
 
 def _batch_source(model: nn.Module, data, config: TrainConfig) -> BatchSource:
-    """``data`` as a :class:`BatchSource`: a source is used as it is, a pair
-    ``(train_ids, val_ids)``
-    becomes a :class:`TokenStream` with windows of ``config.block_size`` (None: the model's context)."""
+    """``data`` as a :class:`BatchSource`.
+
+    A source is used as it is; a pair ``(train_ids, val_ids)`` becomes a
+    :class:`TokenStream` with windows of ``config.block_size`` (None: the
+    model's context).
+    """
     if isinstance(data, BatchSource):
         return data
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
@@ -479,8 +491,11 @@ def _check_batch_size(
 
 
 def _new_history() -> dict:
-    """Lists for plotting: per step ``step``, ``lr``, ``train_loss``; per
-    evaluation ``val_step``, ``val_loss``."""
+    """Lists for plotting, per step and per evaluation.
+
+    Per step ``step``, ``lr``, ``train_loss``; per evaluation ``val_step``,
+    ``val_loss``.
+    """
     return {
         "step": [],
         "lr": [],
@@ -491,8 +506,10 @@ def _new_history() -> dict:
 
 
 def data_fingerprint(train_ids: torch.Tensor, val_ids: torch.Tensor) -> dict:
-    """Sizes and SHA-256 of the token ids: resuming on other data would not
-    continue the same run."""
+    """Sizes and SHA-256 of the token ids.
+
+    Resuming on other data would not continue the same run.
+    """
     digest = hashlib.sha256()
     for ids in (train_ids, val_ids):
         digest.update(ids.cpu().numpy().tobytes())
@@ -511,8 +528,10 @@ def train_state(
     history: dict,
     data: dict,
 ) -> dict:
-    """What a checkpoint needs to resume exactly: step, config, optimizer, RNG
-    states, history, data."""
+    """What a checkpoint needs to resume exactly.
+
+    Step, config, optimizer, RNG states, history and data.
+    """
     rng = {"batches": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -584,9 +603,8 @@ def _run(
     model.train()
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(
-        config.seed + proc.rank
-    )  # dropout masks: repeatable, different per process
+    # dropout masks: repeatable, different per process
+    torch.manual_seed(config.seed + proc.rank)
     data = source.fingerprint()
     step, history = (
         (0, _new_history())
@@ -697,10 +715,12 @@ def _run(
 
 
 def _progress_numbers(history: dict) -> dict:
-    """What the progress bar shows: the last training loss, and the last
-    validation loss with the step it was measured at, which lags the bar
-    between evaluations (and for the whole run
-    when ``max_iters < eval_interval``, until the evaluation at the end)."""
+    """What the progress bar shows.
+
+    The last training loss, and the last validation loss with the step it was
+    measured at, which lags the bar between evaluations (and for the whole run
+    when ``max_iters < eval_interval``, until the evaluation at the end).
+    """
     shown = {"loss": f"{history['train_loss'][-1]:.3f}"}
     if history["val_loss"]:
         shown["val"] = (

@@ -1,5 +1,4 @@
-"""Plot helpers the chapters share: attention weights as a heatmap, and a
-smoothed training curve.
+"""Plot helpers the chapters share: attention heatmaps, smoothed curves.
 
 :func:`show_weights` draws on a matplotlib ``Axes`` the caller made (so this
 module does not import matplotlib); :func:`smooth` is plain arithmetic on a
@@ -15,8 +14,7 @@ __all__ = ["show_weights", "smooth"]
 def show_weights(
     ax, weights, labels: list[str], title: str, cmap: str = "Blues"
 ) -> None:
-    """Draw attention weights (T, T) on ``ax`` as a heatmap on the fixed scale
-    0..1.
+    """Draw attention weights (T, T) on ``ax`` as a 0..1 heatmap.
 
     Row i is query position i, column j the key position j it attends to;
     ``labels`` are the T tokens, written along both axes. A fixed scale lets
@@ -39,11 +37,11 @@ def show_weights(
 
 
 def smooth(values, width: int = 10) -> np.ndarray:
-    """Moving average over ``width`` consecutive values, to see the trend of a
-    noisy curve.
+    """Moving average over ``width`` values: the trend of a noisy curve.
 
-    N values -> N - width + 1 means; entry i is the mean of ``values[i : i +
-    width]``, so it belongs at step i + width - 1 of the original curve.
+    N values -> N - width + 1 means; entry i is the mean of
+    ``values[i : i + width]``, so it belongs at step i + width - 1 of the
+    original curve.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1:
@@ -59,7 +57,6 @@ def smooth(values, width: int = 10) -> np.ndarray:
             f"width must be an int in 1..{len(values)} (the number of "
             f"values), got {width!r}"
         )
-    sums = np.concatenate(
-        [[0.0], np.cumsum(values)]
-    )  # sums[k] = values[0] + ... + values[k - 1]
+    # sums[k] = values[0] + ... + values[k - 1]
+    sums = np.concatenate([[0.0], np.cumsum(values)])
     return (sums[width:] - sums[:-width]) / width

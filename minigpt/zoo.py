@@ -1,14 +1,18 @@
-"""Pre-trained models that train themselves once and are cached: the book's
-model zoo.
+"""The book's model zoo: pre-trained models, trained once and cached.
+
+For example::
 
     from minigpt.zoo import pretrained
-    model, tokenizer, history = pretrained("shakespeare-char")   # or "shakespeare-bpe"
+
+    name = "shakespeare-char"  # or "shakespeare-bpe"
+    model, tokenizer, history = pretrained(name)
 
 The first call trains the preset on the CPU (a progress bar shows it; the
 pre-training chapter shows how long it took, from
-``history["train_seconds"]``) and saves it under ``minigpt.data.cache_dir() /
-"zoo"``; later calls load it from there. Training is deterministic: the same
-code and corpus give the same weights, run after run.
+``history["train_seconds"]``) and saves it under
+``minigpt.data.cache_dir() / "zoo"``; later calls load it from there. Training
+is deterministic: the same code and corpus give the same weights, run after
+run.
 
 ``history`` is :func:`minigpt.train.train`'s history (``step``, ``lr``,
 ``train_loss``, ``val_step``, ``val_loss``) plus
@@ -80,8 +84,7 @@ SOURCE_FILES = (
 
 @dataclass(frozen=True)
 class Preset:
-    """A recipe for a zoo model: corpus, tokenizer, model size and training
-    run.
+    """A recipe for a zoo model: corpus, tokenizer, model size, training.
 
     ``model``: GPTConfig fields except ``vocab_size`` (which the tokenizer
     decides); ``train``: TrainConfig fields (device, dtype, out_dir,
@@ -148,9 +151,8 @@ class Preset:
                 f"Preset {self.name!r}: leave vocab_size out of model; the "
                 "tokenizer decides it"
             )
-        self.gpt_config(
-            vocab_size=1
-        )  # fail now, not after the tokenizer is trained
+        # fail now, not after the tokenizer is trained
+        self.gpt_config(vocab_size=1)
         config = self.train_config()
         bad = [s for s in self.sample_steps if not 0 <= s <= config.max_iters]
         if bad:
@@ -171,8 +173,10 @@ class Preset:
         )
 
     def to_dict(self) -> dict:
-        """Everything that decides the trained weights (the description does
-        not)."""
+        """Everything that decides the trained weights.
+
+        The description is left out: it does not change them.
+        """
         values = asdict(self)
         values.pop("description")
         values["sample_steps"] = list(self.sample_steps)
@@ -180,13 +184,14 @@ class Preset:
 
 
 #: The book's presets by name: ``PRESETS["shakespeare-char"]``,
-# ``PRESETS["shakespeare-bpe"]``.
+#: ``PRESETS["shakespeare-bpe"]``.
 PRESETS = {
     p.name: p
     for p in (
         Preset(
             name="shakespeare-char",
-            description="characters of Tiny Shakespeare; nanoGPT's CPU model size (4 layers, 4 heads, width 128)",
+            description="characters of Tiny Shakespeare; nanoGPT's CPU model "
+            "size (4 layers, 4 heads, width 128)",
             tokenizer="char",
             model={
                 "block_size": 64,
@@ -200,7 +205,8 @@ PRESETS = {
         ),
         Preset(
             name="shakespeare-bpe",
-            description="byte-level BPE tokens (vocabulary 1024) of Tiny Shakespeare; 4 layers, 4 heads, width 128",
+            description="byte-level BPE tokens (vocabulary 1024) of Tiny "
+            "Shakespeare; 4 layers, 4 heads, width 128",
             tokenizer="bpe",
             vocab_size=1024,
             model={
@@ -232,8 +238,7 @@ _AST_LOCK = threading.Lock()  # see code_digest
 
 
 def code_digest(source: str) -> str:
-    """SHA-256 of Python ``source`` as its syntax tree without docstrings or
-    comments.
+    """SHA-256 of the syntax tree of Python ``source``, without docstrings.
 
     Editing a comment or a docstring keeps the digest; any change to what the
     code does changes it. One thread at a time: CPython 3.11's ``ast.parse``
@@ -256,8 +261,10 @@ def code_digest(source: str) -> str:
 
 
 def source_hash() -> str:
-    """One digest of the code of minigpt's files that decide a trained model
-    (:data:`SOURCE_FILES`)."""
+    """One digest of the code of the files in :data:`SOURCE_FILES`.
+
+    Those are minigpt's files that decide a trained model.
+    """
     digests = {
         name: code_digest(
             (Path(__file__).parent / name).read_text(encoding="utf-8")
@@ -270,8 +277,10 @@ def source_hash() -> str:
 
 
 def cache_key(preset: Preset, corpus_text: str) -> str:
-    """The hex digest that names a trained model: preset + corpus SHA-256 +
-    minigpt source hash."""
+    """The hex digest that names a trained model.
+
+    It covers the preset, the corpus's SHA-256 and minigpt's source hash.
+    """
     payload = {
         "preset": preset.to_dict(),
         "corpus_sha256": hashlib.sha256(
@@ -285,28 +294,28 @@ def cache_key(preset: Preset, corpus_text: str) -> str:
 
 
 def model_dir(preset: Preset, key: str) -> Path:
-    """Where the model of ``preset`` with cache key ``key`` lives:
-    ``cache_dir()/zoo/<name>-<key[:16]>``."""
+    """Where the model of ``preset`` with cache key ``key`` lives.
+
+    ``cache_dir()/zoo/<name>-<key[:16]>``.
+    """
     return data.cache_dir() / "zoo" / f"{preset.name}-{key[:16]}"
 
 
 def pretrained(name, retrain: bool = False, progress: bool = True):
-    """The zoo model ``name`` as ``(model, tokenizer, history)``, trained on
-    first use and cached.
+    """The zoo model ``name`` as ``(model, tokenizer, history)``.
 
-    ``name``: ``"shakespeare-char"``, ``"shakespeare-bpe"`` (see
-    :data:`PRESETS`) or a
-    :class:`Preset` of your own. ``retrain=True`` trains again and replaces
-    the cached copy. The model comes back on the CPU in eval mode.
+    Trained on first use and cached. ``name``: ``"shakespeare-char"``,
+    ``"shakespeare-bpe"`` (see :data:`PRESETS`) or a :class:`Preset` of your
+    own. ``retrain=True`` trains again and replaces the cached copy. The model
+    comes back on the CPU in eval mode.
     """
     preset = _preset(name)
     text = data.load_text(preset.corpus)
     key = cache_key(preset, text)
     path = model_dir(preset, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(
-        path.with_name(path.name + ".lock")
-    ):  # a second process waits here, then loads
+    # a second process waits here, then loads
+    with _lock(path.with_name(path.name + ".lock")):
         if not retrain:
             cached = _load(path, key)
             if cached is not None:
@@ -327,8 +336,7 @@ def pretrained(name, retrain: bool = False, progress: bool = True):
 
 
 def _load(path: Path, key: str):
-    """The cached (model, tokenizer, history) at ``path``, or None when there
-    is none to use."""
+    """The cached (model, tokenizer, history) at ``path``, or None."""
     if not path.exists():
         return None
     try:
@@ -352,8 +360,10 @@ def _load(path: Path, key: str):
 
 @contextlib.contextmanager
 def _lock(file: Path):
-    """An exclusive lock on ``file`` across processes (POSIX ``flock``;
-    elsewhere no lock, writes stay atomic)."""
+    """An exclusive lock on ``file`` across processes (POSIX ``flock``).
+
+    Elsewhere no lock is taken; writes stay atomic.
+    """
     try:
         import fcntl
     # Windows: concurrent first use may train twice, but never corrupts the
@@ -370,16 +380,20 @@ def _lock(file: Path):
 
 
 def build_tokenizer(preset: Preset, text: str):
-    """The preset's tokenizer trained on ``text``: characters, or byte-level
-    BPE of ``preset.vocab_size``."""
+    """The preset's tokenizer, trained on ``text``.
+
+    Characters, or byte-level BPE of ``preset.vocab_size``.
+    """
     if preset.tokenizer == "char":
         return CharTokenizer.from_text(text)
     return train_bpe(text, preset.vocab_size)
 
 
 def _train(preset: Preset, text: str, progress: bool):
-    """Tokenize, split, build and train the preset's model; record samples
-    along the way."""
+    """Tokenize, split, build and train the preset's model.
+
+    Samples are recorded along the way.
+    """
     tokenizer = build_tokenizer(preset, text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = data.train_val_split(ids, preset.val_fraction)
@@ -389,9 +403,8 @@ def _train(preset: Preset, text: str, progress: bool):
     samples = []
 
     def record_sample(step: int, model: GPT) -> None:
-        generator = torch.Generator().manual_seed(
-            preset.seed
-        )  # the same random numbers at every step
+        # the same random numbers at every step
+        generator = torch.Generator().manual_seed(preset.seed)
         out = model.generate(
             prompt, preset.sample_tokens, generator=generator
         )
@@ -404,10 +417,8 @@ def _train(preset: Preset, text: str, progress: bool):
             record_sample(step, model)
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    with seeded_rng(
-        preset.seed
-        # seed the weights and training without touching the caller's random state
-    ):
+    # seed weights and training, leaving the caller's random state alone
+    with seeded_rng(preset.seed):
         model = GPT(preset.gpt_config(tokenizer.vocab_size))
         if 0 in preset.sample_steps:
             record_sample(0, model)

@@ -1,17 +1,11 @@
-"""The book's tasks: one small module each, with its data in
-``minigpt/tasks/data/``.
+"""The book's tasks: one small module each, data in ``minigpt/tasks/data/``.
 
-- ``minigpt.tasks.numbers``     English number words <-> Chinese numerals
-  (translation; generated)
-- ``minigpt.tasks.docstrings``  standard-library docstrings (summarization,
-  question answering; real text)
-- ``minigpt.tasks.sentiment``   topic-sharing sentence pairs and a word-list
-  baseline (written for the book)
-- ``minigpt.tasks.word_order``  real lines against their words shuffled
-  (fine-tuning)
+- ``minigpt.tasks.numbers``     English <-> Chinese number words (translation)
+- ``minigpt.tasks.docstrings``  docstrings: summarization, question answering
+- ``minigpt.tasks.sentiment``   sentence pairs and a word-list baseline
+- ``minigpt.tasks.word_order``  real lines against shuffled ones (fine-tuning)
 
-The text statistics the tasks are scored with live in
-:mod:`minigpt.textstats`.
+The tasks are scored with the text statistics of :mod:`minigpt.textstats`.
 """
 
 from importlib import resources
@@ -20,8 +14,10 @@ __all__ = ["read_data"]
 
 
 def read_data(name: str) -> str:
-    """The UTF-8 text of the data file ``name`` in ``minigpt/tasks/data/``,
-    from a checkout or an install."""
+    """The UTF-8 text of the data file ``name`` in ``minigpt/tasks/data/``.
+
+    Read from a checkout or an install alike.
+    """
     folder = resources.files(__name__).joinpath("data")
     if not folder.joinpath(name).is_file():
         present = sorted(entry.name for entry in folder.iterdir())

@@ -1,5 +1,4 @@
-"""The summarization and question-answering tasks: docstrings of Python's
-standard library, real text.
+"""The summarization and question-answering tasks: stdlib docstrings.
 
 The docstrings of a fixed list of pure-Python standard-library modules
 (:data:`STDLIB_MODULES`) are read offline with :mod:`inspect`
@@ -67,8 +66,10 @@ STDLIB_MODULES = (
 
 @dataclass(frozen=True)
 class DocRecord:
-    """One documented function, class or method: its qualified name, summary
-    line and body."""
+    """One documented function, class or method.
+
+    Its qualified name, summary line and body.
+    """
 
     name: str  # e.g. "textwrap.TextWrapper.wrap"
     summary: str  # the docstring's first line
@@ -76,11 +77,11 @@ class DocRecord:
 
 
 def _split_docstring(doc: str) -> tuple[str, str] | None:
-    """(summary, body) of a PEP 257 docstring: a one-line summary, a blank
-    line, the body.
+    """(summary, body) of a PEP 257 docstring.
 
-    The body is its prose: interactive examples (from the first ``>>>`` on)
-    are code, not text, and are dropped. A first line that is a call signature
+    A one-line summary, a blank line, the body. The body is its prose:
+    interactive examples (from the first ``>>>`` on) are code, not text, and
+    are dropped. A first line that is a call signature
     (``name(args) -> result``) is no summary: None.
     """
     lines = doc.strip().splitlines()
@@ -96,8 +97,10 @@ def _split_docstring(doc: str) -> tuple[str, str] | None:
 
 
 def _documented(module) -> list[tuple[str, object]]:
-    """(qualified name, object) for the public functions and classes of
-    ``module`` and their methods."""
+    """(qualified name, object) for the public API of ``module``.
+
+    Its public functions and classes, and their methods.
+    """
     found = []
     for name, obj in vars(module).items():
         if (
@@ -118,13 +121,12 @@ def _documented(module) -> list[tuple[str, object]]:
 def docstring_records(
     modules=STDLIB_MODULES, min_body_words: int = 8, max_body_words: int = 150
 ) -> list[DocRecord]:
-    """Every documented public function, class and method of ``modules``,
-    sorted by name.
+    """Every documented public function, class and method of ``modules``.
 
-    Kept: docstrings with a one-line summary, a blank line and a body of
-    ``min_body_words``..``max_body_words`` words (very long bodies are
-    dropped, not cut), whose summary appears only once (so a question has one
-    answer).
+    Sorted by name. Kept: docstrings with a one-line summary, a blank line and
+    a body of ``min_body_words``..``max_body_words`` words (very long bodies
+    are dropped, not cut), whose summary appears only once (so a question has
+    one answer).
     """
     records = {}
     for module_name in modules:
@@ -154,6 +156,8 @@ def summarization_pairs(records: list[DocRecord]) -> list[tuple[str, str]]:
 
 
 def qa_pairs(records: list[DocRecord]) -> list[tuple[str, str]]:
-    """(question, answer) = (summary line, qualified name): "which function
-    does this?"."""
+    """(question, answer) = (summary line, qualified name).
+
+    The question a pair asks: "which function does this?".
+    """
     return [(r.summary, r.name) for r in records]

@@ -1,14 +1,15 @@
-"""The translation task: English number words <-> Chinese numerals over
-0..9999, generated.
+"""The translation task: English number words <-> Chinese numerals.
 
-The functions are the ground truth: :func:`english_words` and
-:func:`chinese_numeral` write every number, :func:`parse_chinese` reads a
-numeral back, :func:`number_split` holds out a fixed random set of numbers and
-:func:`translation_pairs` makes the (source, target) strings in either
-direction.
+Every number in 0..9999, generated rather than collected. The functions are
+the ground truth: :func:`english_words` and :func:`chinese_numeral` write
+every number, :func:`parse_chinese` reads a numeral back, :func:`number_split`
+holds out a fixed random set of numbers and :func:`translation_pairs` makes
+the (source, target) strings in either direction.
 
->>> translation_pairs([321, 1001])
-[('three hundred and twenty-one', '三百二十一'), ('one thousand and one', '一千零一')]
+>>> translation_pairs([321])
+[('three hundred and twenty-one', '三百二十一')]
+>>> translation_pairs([1001], direction="zh-en")
+[('一千零一', 'one thousand and one')]
 """
 
 import random
@@ -58,12 +59,13 @@ _TENS = [
     "ninety",
 ]
 _DIGITS = "零一二三四五六七八九"
+# for the digits of a four-digit number, left to right
 _UNITS = [
     "千",
     "百",
     "十",
     "",
-]  # for the digits of a four-digit number, left to right
+]
 
 
 def _check_number(n) -> None:
@@ -79,12 +81,12 @@ def _check_number(n) -> None:
 
 
 def english_words(n: int) -> str:
-    """``n`` in 0..9999 in British English words: 321 -> "three hundred and
-    twenty-one".
+    """``n`` in 0..9999 in British English words.
 
-    Convention: "and" before the last part when a hundred or thousand precedes
-    it (1001 -> "one thousand and one", 1100 -> "one thousand one hundred");
-    hyphens in 21..99 ("forty-two"); no commas.
+    321 -> "three hundred and twenty-one". Convention: "and" before the last
+    part when a hundred or thousand precedes it (1001 -> "one thousand and
+    one", 1100 -> "one thousand one hundred"); hyphens in 21..99
+    ("forty-two"); no commas.
     """
     _check_number(n)
     if n == 0:
@@ -109,11 +111,12 @@ def english_words(n: int) -> str:
 def chinese_numeral(n: int) -> str:
     """``n`` in 0..9999 in Chinese numerals: 321 -> 三百二十一.
 
-    Conventions: 10..19 alone drop the leading 一 (10 -> 十, 11 -> 十一), but
-    inside a larger number the tens digit is always said (110 -> 一百一十, 1010 ->
-    一千零一十); a run of zeros between non-zero digits is read as one 零 (1001 ->
-    一千零一, 101 -> 一百零一) and trailing zeros are silent (1100 -> 一千一百); 2 is 二 in
-    every place (not the colloquial 两).
+    Conventions: 10..19 alone drop the leading 一 (10 -> 十, 11 -> 十一),
+    but inside a larger number the tens digit is always said
+    (110 -> 一百一十, 1010 -> 一千零一十); a run of zeros between non-zero
+    digits is read as one 零 (1001 -> 一千零一, 101 -> 一百零一) and
+    trailing zeros are silent (1100 -> 一千一百); 2 is 二 in every place
+    (not the colloquial 两).
     """
     _check_number(n)
     if n == 0:
@@ -124,9 +127,8 @@ def chinese_numeral(n: int) -> str:
     out, pending_zero, started = [], False, False
     for digit, unit in zip(digits, _UNITS):
         if digit == 0:
-            pending_zero = (
-                started  # a zero counts only after the first non-zero digit
-            )
+            # a zero counts only after the first non-zero digit
+            pending_zero = started
             continue
         if pending_zero:
             out.append("零")
@@ -137,15 +139,18 @@ def chinese_numeral(n: int) -> str:
 
 
 def parse_chinese(text: str) -> int:
-    """The value of a Chinese numeral written by :func:`chinese_numeral` (十一
-    -> 11, 一千零一 -> 1001)."""
+    """The value of a Chinese numeral written by :func:`chinese_numeral`.
+
+    十一 -> 11, 一千零一 -> 1001.
+    """
     if (
         not isinstance(text, str)
         or not text
         or any(c not in _DIGITS + "十百千" for c in text)
     ):
         raise ValueError(
-            f"expected a Chinese numeral made of {_DIGITS}十百千, got {text!r}"
+            f"expected a Chinese numeral made of {_DIGITS}十百千, "
+            f"got {text!r}"
         )
     value, digit = 0, None
     for c in text:
@@ -153,9 +158,8 @@ def parse_chinese(text: str) -> int:
             digit = _DIGITS.index(c)
         else:
             place = {"十": 10, "百": 100, "千": 1000}[c]
-            value += (
-                1 if digit is None else digit
-            ) * place  # a bare 十 means 一十
+            # a bare 十 means 一十
+            value += (1 if digit is None else digit) * place
             digit = None
     return value + (digit or 0)
 
@@ -163,8 +167,7 @@ def parse_chinese(text: str) -> int:
 def number_split(
     n_test: int = 1000, seed: int = 0
 ) -> tuple[list[int], list[int]]:
-    """(train, test) sorted lists of the numbers 0..9999, ``n_test`` of them
-    held out at random.
+    """(train, test): sorted lists of 0..9999, ``n_test`` held out at random.
 
     The draw uses its own ``random.Random(seed)``, so it is the same on every
     run and does not touch the global random state. Every number is in exactly
@@ -182,8 +185,10 @@ def number_split(
 def translation_pairs(
     numbers: list[int], direction: str = "en-zh"
 ) -> list[tuple[str, str]]:
-    """(source, target) strings for ``numbers``: ``"en-zh"`` words -> numeral,
-    ``"zh-en"`` numeral -> words."""
+    """(source, target) strings for ``numbers``.
+
+    ``"en-zh"``: words -> numeral; ``"zh-en"``: numeral -> words.
+    """
     if direction not in ("en-zh", "zh-en"):
         raise ValueError(
             f"direction must be 'en-zh' or 'zh-en', got {direction!r}"

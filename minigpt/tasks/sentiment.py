@@ -1,5 +1,4 @@
-"""The sentiment task: sentences written for this book, in pairs that share a
-topic.
+"""The sentiment task: sentences written for this book, in topic pairs.
 
 The data lives in ``minigpt/tasks/data/`` and ships with the package:
 ``sentiment_pairs.txt`` holds blocks of two lines separated by a blank line,
@@ -32,8 +31,10 @@ __all__ = [
 
 
 def _parse_pairs(text: str) -> list[tuple[str, str]]:
-    """(positive, negative) from blocks of two lines separated by a blank
-    line; anything else is a typo."""
+    """(positive, negative) from blocks of two lines.
+
+    Blocks are separated by a blank line; anything else is a typo.
+    """
     pairs = [
         tuple(block.splitlines()) for block in text.strip().split("\n\n")
     ]
@@ -47,10 +48,10 @@ def _parse_pairs(text: str) -> list[tuple[str, str]]:
 
 
 #: 122 topic-sharing pairs of original sentences written for this book:
-# (positive, negative).
+#: (positive, negative).
 SENTIMENT_PAIRS = _parse_pairs(read_data("sentiment_pairs.txt"))
 #: The same 244 sentences as (text, label), label 1 = positive, 0 = negative;
-# pair i is at 2i and 2i + 1.
+#: pair i is at 2i and 2i + 1.
 SENTIMENT = [
     (text, label)
     for pair in SENTIMENT_PAIRS
@@ -58,14 +59,13 @@ SENTIMENT = [
 ]
 
 #: Word lists for the baseline: count positive minus negative words (no
-# grammar, no negation).
+#: grammar, no negation).
 POSITIVE_WORDS = frozenset(read_data("positive_words.txt").split())
 NEGATIVE_WORDS = frozenset(read_data("negative_words.txt").split())
 
 
 def sentiment_split(test_fraction: float = 0.25, seed: int = 0):
-    """(train, test) lists of (text, label) from :data:`SENTIMENT`, split by
-    whole pairs.
+    """(train, test) lists of (text, label), split by whole pairs.
 
     ``round(test_fraction * len(SENTIMENT_PAIRS))`` pairs of
     :data:`SENTIMENT_PAIRS`, drawn with ``random.Random(seed)``, form the test
@@ -107,8 +107,10 @@ def sentiment_split(test_fraction: float = 0.25, seed: int = 0):
 
 
 def wordlist_sentiment(text: str) -> int:
-    """The baseline: 1 (positive) if ``text`` has at least as many positive as
-    negative list words, else 0."""
+    """The word-list baseline: 1 (positive) or 0 (negative).
+
+    1 when ``text`` has at least as many positive as negative list words.
+    """
     tokens = words(text)
     score = sum(t in POSITIVE_WORDS for t in tokens) - sum(
         t in NEGATIVE_WORDS for t in tokens

@@ -8,8 +8,10 @@ Telling the two apart takes knowledge of word order, which a pre-trained model
 has and a bag of words has not.
 
 >>> texts, labels = word_order_examples(["to be or not to be"], seed=0)
->>> texts[0], sorted(texts[1].split()) == sorted(texts[0].split()), labels.tolist()
-('to be or not to be', True, [1, 0])
+>>> texts[0], labels.tolist()
+('to be or not to be', [1, 0])
+>>> sorted(texts[1].split()) == sorted(texts[0].split())
+True
 """
 
 import random
@@ -26,8 +28,10 @@ __all__ = [
 
 
 def shuffle_words(line: str, rng: random.Random) -> str:
-    """The words of ``line`` (split on whitespace) in a random order that
-    differs from the original."""
+    """The words of ``line`` shuffled into an order unlike the original.
+
+    Words are split on whitespace.
+    """
     words = line.split()
     if len(set(words)) < 2:
         raise ValueError(
@@ -40,14 +44,14 @@ def shuffle_words(line: str, rng: random.Random) -> str:
 
 
 def corpus_lines(text: str, min_words: int = 4) -> list[str]:
-    """Distinct lines of ``text`` with at least ``min_words`` words,
-    normalised, in order of appearance.
+    """Distinct normalised lines of ``text`` with >= ``min_words`` words.
 
-    Normalised: lower case, punctuation removed (apostrophes inside words
-    kept), single spaces. Speaker names (lines ending in ':') are left out.
-    The normalisation removes give-aways that need no knowledge of word order:
-    verse lines start with a capital and usually end with a comma or a full
-    stop, so a shuffle would betray itself by where they land.
+    In order of appearance. Normalised: lower case, punctuation removed
+    (apostrophes inside words kept), single spaces. Speaker names (lines
+    ending in ':') are left out. The normalisation removes give-aways that
+    need no knowledge of word order: verse lines start with a capital and
+    usually end with a comma or a full stop, so a shuffle would betray itself
+    by where they land.
     """
     seen, lines = set(), []
     for raw in text.splitlines():
@@ -71,8 +75,10 @@ def corpus_lines(text: str, min_words: int = 4) -> list[str]:
 def split_lines(
     lines: list[str], n_test: int, n_val: int, seed: int = 0
 ) -> tuple[list, list, list]:
-    """Shuffle ``lines`` and cut them into (train, val, test): n_test and
-    n_val lines, the rest train."""
+    """Shuffle ``lines`` and cut them into (train, val, test).
+
+    ``n_test`` and ``n_val`` lines for test and val, the rest for train.
+    """
     if n_test + n_val >= len(lines):
         raise ValueError(
             f"n_test={n_test} + n_val={n_val} leaves no training lines out "
@@ -90,8 +96,7 @@ def split_lines(
 def word_order_examples(
     lines: list[str], seed: int = 0
 ) -> tuple[list[str], torch.Tensor]:
-    """Two examples per line: the line (label 1, real) and its words shuffled
-    (label 0).
+    """Two examples per line: real (label 1) and words shuffled (label 0).
 
     Returns (texts, labels) with real and shuffled alternating, so any
     even-sized prefix is exactly balanced.
