@@ -1,5 +1,4 @@
-"""Attention's cost: written-out vs fused, time and memory against sequence
-length.
+"""Attention's cost, written-out vs fused: time and memory against length.
 
 Two comparisons, each run in one process with the contenders interleaved
 (``harness.compare``):
@@ -34,8 +33,7 @@ from minigpt.attention import (
 
 
 class PeakMemory(TorchDispatchMode):
-    """Peak bytes held by the tensors that operations inside the `with` block
-    create."""
+    """Peak bytes held by the tensors created inside the `with` block."""
 
     def __init__(self):
         super().__init__()
@@ -51,9 +49,8 @@ class PeakMemory(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
-                key = (
-                    t.untyped_storage().data_ptr()
-                )  # views share their base's storage
+                # views share their base's storage
+                key = t.untyped_storage().data_ptr()
                 if key not in self.size:
                     self.size[key], self.refs[key] = (
                         t.untyped_storage().nbytes(),

@@ -1,5 +1,4 @@
-"""Generation speed: minigpt with vs without the key/value cache, and minigpt
-vs transformers.
+"""Generation speed: with vs without the KV cache, minigpt vs transformers.
 
 Both comparisons use one randomly initialised GPT (the Shakespeare-char size
 of the book, context 256) and greedy decoding, so every contender produces the
@@ -39,10 +38,14 @@ def main(repeats: int = 5) -> list[dict]:
     prompt = torch.zeros(1, 1, dtype=torch.long)
     rows = []
 
-    cached = lambda: model.generate(prompt, NEW_TOKENS, temperature=0)  # noqa: E731
-    uncached = lambda: model.generate(
-        prompt, NEW_TOKENS, temperature=0, use_cache=False
-    )  # noqa: E731
+    def cached():
+        return model.generate(prompt, NEW_TOKENS, temperature=0)
+
+    def uncached():
+        return model.generate(
+            prompt, NEW_TOKENS, temperature=0, use_cache=False
+        )
+
     assert torch.equal(cached(), uncached()), (
         "cached and uncached generation disagree"
     )
@@ -69,15 +72,20 @@ def main(repeats: int = 5) -> list[dict]:
     else:
         n = BLOCK_SIZE - 1
         mask = torch.ones_like(prompt)
-        ours = lambda: model.generate(prompt, n, temperature=0)  # noqa: E731
-        theirs = lambda: hf_model.generate(
-            prompt,
-            attention_mask=mask,
-            max_new_tokens=n,
-            min_new_tokens=n,  # noqa: E731
-            do_sample=False,
-            pad_token_id=CONFIG.vocab_size - 1,
-        )
+
+        def ours():
+            return model.generate(prompt, n, temperature=0)
+
+        def theirs():
+            return hf_model.generate(
+                prompt,
+                attention_mask=mask,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                pad_token_id=CONFIG.vocab_size - 1,
+            )
+
         assert torch.equal(ours(), theirs()), (
             "minigpt and transformers generate different tokens"
         )

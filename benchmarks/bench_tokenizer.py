@@ -1,7 +1,7 @@
-"""Byte-level BPE: the from-scratch ``BPETokenizer`` against the
-``tokenizers`` library.
+"""Byte-level BPE: the from-scratch tokenizer against ``tokenizers``.
 
-Both learn the same merges (``tests/test_tokenizer.py`` checks it), so this
+That is, minigpt's ``BPETokenizer`` against the Hugging Face library. Both
+learn the same merges (``tests/test_tokenizer.py`` checks it), so this
 measures only speed, in one process with the contenders interleaved
 (``harness.compare``):
 
@@ -39,7 +39,8 @@ def main() -> None:
         "--vocab",
         type=int,
         default=512,
-        help="from-scratch vocabulary (the library gets +1 for <|endoftext|>)",
+        help="from-scratch vocabulary (the library gets +1 for "
+        "<|endoftext|>)",
     )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()

@@ -1,9 +1,9 @@
-"""Where a training step spends its time: minigpt before and after its
-speed-ups, and transformers.
+"""Where a training step spends its time, before and after speed-ups.
 
-One training step (forward, cross-entropy, backward, AdamW) at the Shakespeare
-character size (vocab 65, block 64, batch 12, 4 layers, 4 heads, width 128),
-in five configurations:
+minigpt before and after its speed-ups, and transformers. One training step
+(forward, cross-entropy, backward, AdamW) at the Shakespeare character size
+(vocab 65, block 64, batch 12, 4 layers, 4 heads, width 128), in five
+configurations:
 
 - minigpt, GPT-2 layout, AdamW looping over the tensors (PyTorch's default on
   a CPU): before;
@@ -69,8 +69,10 @@ OPTIMIZER_EVENT = (
 
 
 def configurations() -> dict:
-    """label -> (model, logits function, optimizer, layout, AdamW kind), all
-    from the same seed."""
+    """label -> (model, logits function, optimizer, layout, AdamW kind).
+
+    All built from the same seed.
+    """
     from minigpt.hf import to_hf
 
     torch.manual_seed(0)
@@ -149,8 +151,7 @@ def round_robin_medians(steps: dict, warmup: int, repeats: int) -> dict:
 
 
 def profile_once(step) -> dict:
-    """CPU microseconds of each kind of work in one profiled call of
-    ``step``."""
+    """CPU microseconds of each kind of work in one profiled ``step()``."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
     events = prof.key_averages()
@@ -168,9 +169,11 @@ def profile_once(step) -> dict:
 
 
 def kind_shares(steps: dict, rounds: int) -> dict:
-    """label -> each kind of work's share of the profiled time (shares sum to
-    1), profiling one
-    step of each configuration in turn, ``rounds`` times."""
+    """label -> each kind of work's share of the profiled time.
+
+    The shares sum to 1. One step of each configuration is profiled in turn,
+    ``rounds`` times.
+    """
     totals = {
         label: dict.fromkeys([*KINDS, "AdamW", "other"], 0.0)
         for label in steps

@@ -78,8 +78,10 @@ ARCHITECTURES = {"gpt2": {}, "nanogpt": {"bias": False, "gelu": "exact"}}
 
 
 def make_step(optimizer, logits_of, x, y, device, bf16: bool):
-    """A function running one training step (``logits_of`` then ``optimizer``)
-    on (x, y); returns the loss tensor."""
+    """A function running one training step on (x, y).
+
+    ``logits_of`` then ``optimizer``; it returns the loss tensor.
+    """
     autocast = (
         (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
         if bf16
@@ -112,16 +114,17 @@ def bench(
     bf16: bool,
     compiled: bool,
 ) -> list[dict]:
-    """The rows for one size and one minigpt layout: minigpt vs transformers,
-    and in nanoGPT's
-    layout also minigpt vs nanoGPT's way and nanoGPT's way vs transformers."""
+    """The rows for one size and one minigpt layout.
+
+    minigpt vs transformers; in nanoGPT's layout also minigpt vs nanoGPT's way
+    and nanoGPT's way vs transformers.
+    """
     from minigpt.hf import to_hf
 
     torch.manual_seed(0)
     gpt2_layout = GPT(config)
-    theirs = (
-        to_hf(gpt2_layout).to(device).train()
-    )  # to_hf returns eval mode; dropout is 0 either way
+    # to_hf returns eval mode; dropout is 0 either way
+    theirs = to_hf(gpt2_layout).to(device).train()
     ours = (
         gpt2_layout
         if architecture == "gpt2"
@@ -149,9 +152,8 @@ def bench(
             config.n_head,
             config.n_embd,
         )
-        reference.load_state_dict(
-            ours.state_dict()
-        )  # same weights: the same loss
+        # same weights: the same loss
+        reference.load_state_dict(ours.state_dict())
         reference = reference.to(device).train()
         contenders["nanoGPT's way"] = (reference, reference)
         pairs += [
@@ -175,9 +177,8 @@ def bench(
         first_losses[who] = steps[who]().item()
 
     tolerance = 2e-2 if bf16 else 1e-4
-    twin = (
-        "nanoGPT's way" if architecture == "nanogpt" else "transformers"
-    )  # holds minigpt's weights
+    # holds minigpt's weights
+    twin = "nanoGPT's way" if architecture == "nanogpt" else "transformers"
     assert abs(first_losses["minigpt"] - first_losses[twin]) < tolerance, (
         f"losses differ: minigpt {first_losses['minigpt']} vs {twin} "
         f"{first_losses[twin]}"

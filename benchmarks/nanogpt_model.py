@@ -1,5 +1,6 @@
-"""The speed reference: a GPT written the way nanoGPT's ``model.py`` writes
-it, for timing only.
+"""The speed reference: a GPT written the way nanoGPT's ``model.py`` is.
+
+For timing only.
 
 nanoGPT (github.com/karpathy/nanoGPT) trains its Shakespeare character model
 with no biases, the exact (erf) GELU, PyTorch's fused
@@ -33,10 +34,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
+        # q, k, v: (B, nh, T, hs)
         q, k, v = (
-            z.view(B, T, self.n_head, C // self.n_head).transpose(
-                1, 2
-            )  # (B, nh, T, hs)
+            z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
             for z in self.c_attn(x).split(C, dim=2)
         )
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -56,8 +56,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm residual block: x + attn(ln_1(x)), then +
-    mlp(ln_2(.))."""
+    """Pre-LayerNorm block: x + attn(ln_1(x)), then + mlp(ln_2(.))."""
 
     def __init__(self, n_embd: int, n_head: int):
         super().__init__()
@@ -72,8 +71,10 @@ class Block(nn.Module):
 
 
 class NanoGPT(nn.Module):
-    """Token and position embeddings, ``n_layer`` blocks, a final LayerNorm,
-    the tied head."""
+    """Embeddings, ``n_layer`` blocks, a final LayerNorm, the tied head.
+
+    Token and position embeddings, as in GPT-2.
+    """
 
     def __init__(
         self,

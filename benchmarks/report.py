@@ -1,8 +1,7 @@
-"""Collect every benchmarks/results/*.json into one markdown table,
-results/RESULTS.md.
+"""Collect every benchmarks/results/*.json into results/RESULTS.md.
 
-`make bench` runs this after the benchmark scripts; the book's performance
-appendix reads the same JSON files.
+One markdown table per results file. `make bench` runs this after the
+benchmark scripts; the book's performance appendix reads the same JSON files.
 """
 
 import json
@@ -12,8 +11,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def table(payload: dict) -> list[str]:
-    """Markdown lines for one results file: a heading, the machine, one row
-    per comparison."""
+    """Markdown lines for one results file.
+
+    A heading, the machine, one row per comparison.
+    """
     rows = payload["rows"]
     if not rows:
         return []

@@ -1,14 +1,13 @@
-"""Tune minigpt's training recipe against nanoGPT's CPU Shakespeare-character
-run.
+"""Tune minigpt's training recipe against nanoGPT's CPU Shakespeare run.
 
-The anchor (nanoGPT's README): block 64, batch 12, 4 layers, 4 heads, width
-128, 2000 iterations, dropout 0, learning rate 1e-3 decayed over 2000 steps,
-"gets a loss of only 1.88". On this machine nanoGPT ends at 1.886 (its
-20-batch estimate) and a GPT-2-layout model trained with its recipe at 1.889
-on the full validation split. The target: minigpt's default GPT-2-compatible
-model (biases on, pre-LN, tied head) at that size, batch and step count
-reaches <= 1.77 on the full validation split (the last 10 % of the text), mean
-of 3 seeds.
+Shakespeare characters, nanoGPT's CPU model size. The anchor (nanoGPT's
+README): block 64, batch 12, 4 layers, 4 heads, width 128, 2000 iterations,
+dropout 0, learning rate 1e-3 decayed over 2000 steps, "gets a loss of only
+1.88". On this machine nanoGPT ends at 1.886 (its 20-batch estimate) and a
+GPT-2-layout model trained with its recipe at 1.889 on the full validation
+split. The target: minigpt's default GPT-2-compatible model (biases on,
+pre-LN, tied head) at that size, batch and step count reaches <= 1.77 on the
+full validation split (the last 10 % of the text), mean of 3 seeds.
 
 Each run trains that model from scratch with one recipe (peak learning rate,
 warm-up, final learning rate, AdamW betas and weight decay) and one seed,
@@ -18,9 +17,12 @@ validation loss, the whole validation curve, the first step whose validation
 loss is <= 1.89 (nanoGPT's end point) and the wall time. Several sweeps may
 run at once: rows are appended under a file lock.
 
-    python benchmarks/sweep_nanogpt.py --lr 1e-3 2e-3 4e-3          # one run per value, seed 0
-    python benchmarks/sweep_nanogpt.py --lr 4e-3 --seeds 0 1 2      # the chosen recipe, 3 seeds
-    python benchmarks/sweep_nanogpt.py --summary                    # mean and spread per recipe
+    # one run per value, seed 0
+    python benchmarks/sweep_nanogpt.py --lr 1e-3 2e-3 4e-3
+    # the chosen recipe, 3 seeds
+    python benchmarks/sweep_nanogpt.py --lr 4e-3 --seeds 0 1 2
+    # mean and spread per recipe
+    python benchmarks/sweep_nanogpt.py --summary
 
 Each run takes 1-2 minutes on an idle 2-core machine. Most runs recorded here
 were made with one thread each on a 2-core machine shared with other jobs
@@ -33,12 +35,15 @@ betas (0.9, 0.99), weight decay 0.1 unless said):
 
     lr 2e-3              1.8113   (seed 0)
     lr 3e-3              1.7704   (seed 0)
-    lr 4e-3              1.7631 mean of seeds 0, 1, 2: 1.7642, 1.7688, 1.7562 (std 0.0064),
-                         rerun with the fused AdamW of make_optimizer (the looping AdamW
-                         these sweeps first used gave 1.7645: 1.7619, 1.7729, 1.7589)
+    lr 4e-3              1.7631   mean of seeds 0, 1, 2: 1.7642, 1.7688,
+                                  1.7562 (std 0.0064), rerun with the fused
+                                  AdamW of make_optimizer (the looping AdamW
+                                  these sweeps first used gave 1.7645:
+                                  1.7619, 1.7729, 1.7589)
     lr 6e-3              1.7646   (seed 0)
     lr 4e-3, min_lr 4e-5 1.7737   (seed 0)
-    nanoGPT's recipe (lr 1e-3, min_lr 1e-4): 1.889 (measured on this machine before this sweep)
+    nanoGPT's recipe     1.889    (lr 1e-3, min_lr 1e-4; measured on this
+                                  machine before this sweep)
 
 With lr 4e-3 the validation loss first reaches nanoGPT's end point 1.89 at
 step 1300 for each of the three seeds (validated every 100 steps). lr 4e-3
@@ -69,15 +74,16 @@ from minigpt.train import TrainConfig, train  # noqa: E402
 NAME = "sweep_nanogpt"
 NANOGPT_END = 1.89
 TARGET = 1.77
-MODEL = dict(
-    block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0
-)  # bias=True, norm="pre": GPT-2's
+# bias=True, norm="pre": GPT-2's
+MODEL = dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
 SETTING = dict(batch_size=12, max_iters=2000)
 
 
 def run(recipe: dict, seed: int, eval_interval: int) -> dict:
-    """Train the anchor-sized model with ``recipe`` and ``seed``; return the
-    result row."""
+    """Train the anchor-sized model with ``recipe`` and ``seed``.
+
+    Returns the result row.
+    """
     text = load_text("tinyshakespeare")
     tokenizer = CharTokenizer.from_text(text)
     data = train_val_split(torch.tensor(tokenizer.encode(text)), 0.1)
@@ -117,8 +123,10 @@ def run(recipe: dict, seed: int, eval_interval: int) -> dict:
 
 
 def append(row: dict) -> None:
-    """Add ``row`` to the results file; a lock keeps concurrent sweeps from
-    losing each other's rows."""
+    """Add ``row`` to the results file.
+
+    A lock keeps concurrent sweeps from losing each other's rows.
+    """
     with open(
         Path(tempfile.gettempdir()) / f"minigpt-{NAME}.lock", "w"
     ) as lock:

@@ -1,6 +1,8 @@
-"""minigpt.attention against independent references: PyTorch's fused
-attention,
-torch.nn.MultiheadAttention, gradcheck, and properties (causality, equivariance)."""
+"""minigpt.attention against independent references.
+
+PyTorch's fused attention, torch.nn.MultiheadAttention, gradcheck, and
+properties (causality, equivariance).
+"""
 
 import pytest
 import torch
@@ -48,8 +50,7 @@ def x_input(B=2, T=7, C=12, seed=1):
     )
 
 
-# --- causal_mask and scaled_dot_product_attention
-# ------------------------------------------------
+# --- causal_mask and scaled_dot_product_attention ---------------------------
 
 
 def test_causal_mask_is_lower_triangular():
@@ -124,7 +125,8 @@ def test_sdpa_rejects_mismatched_shapes():
     q, k, v = qkv(d_k=4)
     with pytest.raises(
         ValueError,
-        match=r"same last dimension d_k.*q \(2, 3, 5, 4\) and k \(2, 3, 5, 3\)",
+        match=r"same last dimension d_k.*"
+        r"q \(2, 3, 5, 4\) and k \(2, 3, 5, 3\)",
     ):
         scaled_dot_product_attention(q, k[..., :3], v)
     with pytest.raises(
@@ -152,8 +154,7 @@ def test_sdpa_rejects_bad_masks():
         scaled_dot_product_attention(q, k, v, causal_mask(5).float())
 
 
-# --- single head
-# ---------------------------------------------------------------------------------
+# --- single head ------------------------------------------------------------
 
 
 def test_self_attention_is_the_formula():
@@ -184,13 +185,13 @@ def test_self_attention_rejects_bad_input():
         SelfAttention(8, 0)
     with pytest.raises(
         ValueError,
-        match=r"x must have shape \(B, T, d_model=8\), got \(7, 8\).*unsqueeze",
+        match=r"x must have shape \(B, T, d_model=8\), got \(7, 8\)"
+        r".*unsqueeze",
     ):
         SelfAttention(8, 4)(torch.zeros(7, 8))
 
 
-# --- multi-head: the two forms and PyTorch's
-# --------------------------------------------------------
+# --- multi-head: the two forms and PyTorch's --------------------------------
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -225,17 +226,15 @@ def test_fast_form_equals_torch_multihead_attention(causal):
     torch_mha = torch.nn.MultiheadAttention(
         12, 3, batch_first=True, dtype=torch.float64
     ).eval()
-    with (
-        torch.no_grad()
-    ):  # nn.MultiheadAttention's in_proj rows are also [Q; K; V]
+    # nn.MultiheadAttention's in_proj rows are also [Q; K; V]
+    with torch.no_grad():
         torch_mha.in_proj_weight.copy_(fast.c_attn.weight)
         torch_mha.in_proj_bias.copy_(fast.c_attn.bias)
         torch_mha.out_proj.weight.copy_(fast.c_proj.weight)
         torch_mha.out_proj.bias.copy_(fast.c_proj.bias)
     x = x_input()
-    blocked = (
-        ~causal_mask(7) if causal else None
-    )  # PyTorch's bool attn_mask: True = blocked
+    # PyTorch's bool attn_mask: True = blocked
+    blocked = ~causal_mask(7) if causal else None
     expected, weights = torch_mha(
         x, x, x, attn_mask=blocked, average_attn_weights=False
     )
@@ -277,9 +276,8 @@ def test_causality_future_perturbation_leaves_past_unchanged():
     x2[:, t + 1 :] += torch.randn_like(x2[:, t + 1 :])
     y, y2 = fast(x), fast(x2)
     torch.testing.assert_close(y[:, : t + 1], y2[:, : t + 1], **TIGHT)
-    assert not torch.allclose(
-        y[:, t + 1 :], y2[:, t + 1 :]
-    )  # the perturbation did reach later outputs
+    # the perturbation did reach later outputs
+    assert not torch.allclose(y[:, t + 1 :], y2[:, t + 1 :])
 
 
 @pytest.mark.parametrize("form", ["fast", "teaching"])
@@ -329,8 +327,7 @@ def test_dropout_only_in_training():
     assert not torch.allclose(mha(x), mha(x))
 
 
-# --- the key/value cache
-# --------------------------------------------------------------------------
+# --- the key/value cache ----------------------------------------------------
 
 
 def test_cache_one_token_at_a_time_equals_all_at_once():
@@ -361,7 +358,8 @@ def test_cache_reset_and_errors():
     assert cache.append(k[:, :, :1], k[:, :, :1])[0].shape == (2, 3, 5, 5)
     with pytest.raises(
         ValueError,
-        match=r"KVCache holds .* \(2, 3, 5, 5\) but got new keys \(1, 3, 1, 5\).*reset",
+        match=r"KVCache holds .* \(2, 3, 5, 5\) but got new keys "
+        r"\(1, 3, 1, 5\).*reset",
     ):
         cache.append(k[:1, :, :1], k[:1, :, :1])
     with pytest.raises(
@@ -372,8 +370,7 @@ def test_cache_reset_and_errors():
     assert len(cache) == 0
 
 
-# --- the reader's checker
-# -----------------------------------------------------------------------
+# --- the reader's checker ---------------------------------------------------
 
 
 def test_check_attention_passes_the_reference_and_catches_a_missing_scale(

@@ -2,10 +2,10 @@
 every link, math rendered, no error shown, nothing loaded from outside the
 book.
 
-These tests read ``_build/html`` and so run after the build: ``make
-test-book`` builds the book and then runs ``pytest -m built_book``; ``make
-test-unit`` leaves them out. Asked for without a built book, they fail rather
-than skip.
+These tests read ``_build/html`` and so run after the build:
+``make test-book`` builds the book and then runs ``pytest -m built_book``;
+``make test-unit`` leaves them out. Asked for without a built book, they fail
+rather than skip.
 """
 
 import re
@@ -106,9 +106,8 @@ def test_no_output_shows_an_error_or_stderr(page):
 @pytest.mark.parametrize("page", pages(), ids=page_id)
 def test_no_myst_source_or_unrendered_tex_shows(page):
     article = main_text(page)
-    for code in article.find_all(
-        ["pre", "code", "script", "style"]
-    ):  # code may show any text
+    # code may show any text
+    for code in article.find_all(["pre", "code", "script", "style"]):
         code.decompose()
     for math in article.select(".math, .MathJax, mjx-container"):
         math.decompose()

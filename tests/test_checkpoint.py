@@ -44,9 +44,8 @@ def test_model_and_tokenizer_round_trip(tmp_path):
     loaded, loaded_tok, state = checkpoint.load(tmp_path / "ck")
     assert state is None
     assert loaded.config == model.config
-    assert (
-        loaded.lm_head.weight is loaded.transformer.wte.weight
-    )  # still tied after loading
+    # still tied after loading
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight
     for (name, a), b in zip(
         model.state_dict().items(), loaded.state_dict().values()
     ):
@@ -60,9 +59,11 @@ def test_model_and_tokenizer_round_trip(tmp_path):
 
 
 def test_loading_leaves_the_callers_random_state_alone(tmp_path):
-    """A loaded model is built and then overwritten: its throwaway
-    initialisation must not draw
-    from the global generator, or code after a load would differ from code after training."""
+    """A loaded model is built and then overwritten.
+
+    Its throwaway initialisation must not draw from the global generator, or
+    code after a load would differ from code after training.
+    """
     checkpoint.save(tmp_path / "ck", tiny())
     torch.manual_seed(5)
     expected = torch.rand(3)
@@ -240,7 +241,8 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
     checkpoint.save(tmp_path / "ck", tiny(n_embd=16))
     with pytest.raises(
         CheckpointError,
-        match="another model configuration .*n_embd: checkpoint 16 vs model 32",
+        match="another model configuration "
+        ".*n_embd: checkpoint 16 vs model 32",
     ):
         checkpoint.load_into(tiny(n_embd=32), tmp_path / "ck")
     # config.json edited to disagree with the weights it describes

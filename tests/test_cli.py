@@ -188,7 +188,8 @@ def test_resume_refuses_to_change_the_model_or_the_recipe(tmp_path, corpus):
         )
     with pytest.raises(
         SystemExit,
-        match=r"--resume keeps the checkpoint's model; it has \{'n_embd': 16\}",
+        match=r"--resume keeps the checkpoint's model; "
+        r"it has \{'n_embd': 16\}",
     ):
         main(
             [
@@ -294,9 +295,8 @@ def test_bad_settings_fail_before_training(tmp_path, corpus):
                 str(tmp_path / "r"),
             ]
         )
-    with pytest.raises(
-        SystemExit
-    ):  # argparse: exit code 2 and the choices listed
+    # argparse: exit code 2 and the choices listed
+    with pytest.raises(SystemExit):
         main(["train", "--preset", "huge", "--out-dir", str(tmp_path / "r")])
     with pytest.raises(
         SystemExit, match="error: GPTConfig.gelu must be 'tanh'"
@@ -327,12 +327,8 @@ def test_the_presets_are_the_zoos():
     assert all(
         cli.PRESETS[name] is preset for name, preset in zoo.PRESETS.items()
     )
-    for (
-        name,
-        preset,
-    ) in (
-        zoo.PRESETS.items()
-    ):  # no flag: exactly the zoo's recipe, BPE vocabulary included
+    # no flag: exactly the zoo's recipe, BPE vocabulary included
+    for name, preset in zoo.PRESETS.items():
         assert cli.chosen_preset(train_args("--preset", name)) == preset
     assert (
         cli.chosen_preset(
@@ -364,9 +360,8 @@ def test_flags_override_the_preset():
         0.2,
         "pydocs",
     )
-    assert (
-        chosen.model["n_layer"] == 2 and chosen.model["n_embd"] == 128
-    )  # the rest stays the preset's
+    # the rest stays the preset's
+    assert chosen.model["n_layer"] == 2 and chosen.model["n_embd"] == 128
     to_char = chosen_preset(
         train_args("--preset", "shakespeare-bpe", "--tokenizer", "char")
     )
@@ -384,7 +379,8 @@ def test_a_bpe_run_from_a_character_preset_asks_for_a_vocabulary(
 ):
     with pytest.raises(
         SystemExit,
-        match="--tokenizer bpe needs --vocab-size: the preset 'tiny' is a character",
+        match="--tokenizer bpe needs --vocab-size: "
+        "the preset 'tiny' is a character",
     ):
         main(
             [

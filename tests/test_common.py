@@ -19,9 +19,8 @@ def test_atomic_path_writes_a_file_and_replaces_the_old_one(tmp_path):
         with atomic_path(target) as tmp:
             assert tmp.parent == target.parent and tmp != target
             tmp.write_text(text)
-            assert (
-                not target.exists() or target.read_text() == "first"
-            )  # not visible before the end
+            # not visible before the end
+            assert not target.exists() or target.read_text() == "first"
         assert target.read_text() == text
     assert leftovers(target.parent) == []
 
@@ -78,12 +77,12 @@ def test_seeded_rng_repeats_and_leaves_the_callers_random_numbers_alone():
     with seeded_rng(5):
         second = torch.randn(4)
     assert torch.equal(first, second)
+    # seeded with 5
     assert torch.equal(
         first, torch.randn(4, generator=torch.Generator().manual_seed(5))
-    )  # seeded with 5
-    assert torch.equal(
-        torch.rand(3), expected
-    )  # the caller's stream continues as if nothing happened
+    )
+    # the caller's stream continues as if nothing happened
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_seeded_rng_restores_the_state_after_an_exception():

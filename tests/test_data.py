@@ -72,7 +72,8 @@ def test_a_damaged_corpus_file_is_refused_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "corpus_file", lambda name: truncated)
     with pytest.raises(
         data.CorpusError,
-        match=f"{truncated} has 1,115,384 bytes, expected 1,115,394.*git checkout minigpt/corpora",
+        match=f"{truncated} has 1,115,384 bytes, expected 1,115,394"
+        ".*git checkout minigpt/corpora",
     ):
         data.load_text("tinyshakespeare")
 
@@ -115,9 +116,8 @@ def test_a_zoo_preset_trains_from_the_shipped_corpus_offline(
     model, tokenizer, history = zoo.pretrained(tiny, progress=False)
     text = data.load_text("tinyshakespeare")
     assert history["corpus"] == "tinyshakespeare"
-    assert (
-        tokenizer.vocab_size == len(set(text)) == 65
-    )  # Tiny Shakespeare's 65 characters
+    # Tiny Shakespeare's 65 characters
+    assert tokenizer.vocab_size == len(set(text)) == 65
     assert tokenizer.decode(tokenizer.encode(text[:500])) == text[:500]
     assert zoo.model_dir(
         tiny, zoo.cache_key(tiny, text)
@@ -182,9 +182,8 @@ def test_get_batch_targets_are_inputs_shifted_by_one():
         generator=torch.Generator().manual_seed(0),
     )
     assert x.shape == y.shape == (16, 8) and x.dtype == y.dtype == torch.long
-    assert (
-        x.is_contiguous() and y.is_contiguous()
-    )  # so y.view(-1) works, as in nanoGPT's loss
+    # so y.view(-1) works, as in nanoGPT's loss
+    assert x.is_contiguous() and y.is_contiguous()
     starts = torch.randint(
         500 - 8, (16,), generator=torch.Generator().manual_seed(0)
     )

@@ -92,9 +92,8 @@ def test_features_are_the_gpt_hidden_state_at_the_last_token():
     gpt = tiny_gpt().eval()
     clf = GPTClassifier(gpt, 2)
     idx = torch.tensor([[3, 1, 4, 1, 5]])
-    feats = clf.features(
-        pad_rows([[3, 1, 4]])
-    )  # same prefix: last real token at position 2
+    # same prefix: last real token at position 2
+    feats = clf.features(pad_rows([[3, 1, 4]]))
     logits_from_features = gpt.lm_head(feats)
     torch.testing.assert_close(
         logits_from_features[0], gpt(idx)[0][0, 2], atol=1e-5, rtol=1e-5
@@ -212,9 +211,8 @@ def test_lora_with_zero_B_equals_the_base_model():
     base = tiny_gpt().eval()
     adapted = tiny_gpt().eval()
     names = add_lora(adapted, rank=2)
-    assert (
-        len(names) == 2 * 4
-    )  # c_attn, attn.c_proj, c_fc, mlp.c_proj per block
+    # c_attn, attn.c_proj, c_fc, mlp.c_proj per block
+    assert len(names) == 2 * 4
     idx = torch.randint(
         0, 20, (2, 10), generator=torch.Generator().manual_seed(0)
     )
@@ -244,9 +242,8 @@ def test_lora_merged_equals_unmerged_and_unmerge_restores_weights():
     unmerged = model(idx)[0]
     merge_lora(model)
     merged = model(idx)[0]
-    assert not torch.allclose(
-        unmerged, tiny_gpt().eval()(idx)[0], atol=1e-3
-    )  # the update does something
+    # the update does something
+    assert not torch.allclose(unmerged, tiny_gpt().eval()(idx)[0], atol=1e-3)
     torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-5)
     merge_lora(model)  # merging twice adds nothing
     torch.testing.assert_close(model(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
@@ -259,9 +256,8 @@ def test_lora_trains_only_adapters_and_head():
     clf = tiny_classifier()
     add_lora(clf.body, rank=2)
     C, L = 16, 2
-    per_block = 2 * (
-        (C + 3 * C) + (C + C) + (C + 4 * C) + (4 * C + C)
-    )  # r * (in + out) per adapted layer
+    # r * (in + out) per adapted layer
+    per_block = 2 * ((C + 3 * C) + (C + C) + (C + 4 * C) + (4 * C + C))
     assert trainable_parameters(clf) == L * per_block + (C * 3 + 3)
     before = {n: p.detach().clone() for n, p in clf.named_parameters()}
     x = pad_rows([[1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]])
@@ -310,9 +306,8 @@ def test_fit_learns_a_separable_task_and_repeats_exactly():
         )
     assert runs[0] == runs[1]
     assert runs[0][0][-1] < runs[0][0][0] and runs[0][1] >= 0.9
-    assert (
-        len(history["val_loss"]) == 1
-    )  # validated once, at the end, on all 16 examples
+    # validated once, at the end, on all 16 examples
+    assert len(history["val_loss"]) == 1
 
 
 def test_fit_val_loss_is_the_mean_over_all_validation_examples():
@@ -334,8 +329,9 @@ def test_fit_val_loss_is_the_mean_over_all_validation_examples():
 def test_fit_batch_larger_than_the_data_fails():
     with pytest.raises(
         ValueError,
-        match=r"batch_size=8 \(x 1 processes\) is larger than the 4 distinct training "
-        r"items of ExampleSet\(4 training examples, 2 validation examples\)",
+        match=r"batch_size=8 \(x 1 processes\) is larger than the 4 "
+        r"distinct training items of "
+        r"ExampleSet\(4 training examples, 2 validation examples\)",
     ):
         fit(
             LinearClassifier(2, 2),
@@ -345,13 +341,12 @@ def test_fit_batch_larger_than_the_data_fails():
         )
 
 
-def test_example_set_draws_examples_with_the_generator_and_averages_over_every_validation_example():
+def test_example_set_draws_with_the_generator_and_evaluates_every_example():
     x, y = torch.randn(10, 4), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1, 1])
     examples = ExampleSet((x[:7], y[:7]), (x[7:], y[7:]))
     assert isinstance(examples, BatchSource) and len(examples) == 7
-    rows = torch.randint(
-        7, (5,), generator=torch.Generator().manual_seed(4)
-    )  # uniform, with replacement
+    # uniform, with replacement
+    rows = torch.randint(7, (5,), generator=torch.Generator().manual_seed(4))
     batch_x, batch_y = examples.sample(5, torch.Generator().manual_seed(4))
     assert torch.equal(batch_x, x[rows]) and torch.equal(batch_y, y[rows])
     torch.manual_seed(0)
@@ -359,9 +354,10 @@ def test_example_set_draws_examples_with_the_generator_and_averages_over_every_v
     everything = ExampleSet((x, y), (x, y))
     with torch.no_grad():
         expected = F.cross_entropy(probe(x)[0], y).item()
+    # batches 3, 3, 3, 1
     assert everything.evaluate(probe, batch_size=3) == pytest.approx(
         expected, abs=1e-6
-    )  # batches 3, 3, 3, 1
+    )
     with pytest.raises(
         ValueError,
         match="the validation inputs and targets must hold the same number",
@@ -470,9 +466,10 @@ def test_exercise_checker_accepts_the_answer_and_rejects_a_wrong_one():
     assert check_last_positions(
         lambda rows: (rows != PAD).sum(1) - 1, verbose=False
     )
+    # 0 is a real token
     assert not check_last_positions(
         lambda rows: (rows > 0).sum(1) - 1, verbose=False
-    )  # 0 is a real token
+    )
 
 
 # --- pooling and scoring padded rows ---
@@ -500,9 +497,8 @@ def test_token_logprobs_of_padded_rows_equal_each_text_scored_alone():
     texts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]
     scores = token_logprobs(gpt, pad_rows(texts))
     assert scores.shape == (3, 4)
-    for row, text in zip(
-        scores, texts
-    ):  # reference: the model's own cross-entropy, one text at a time
+    # reference: the model's own cross-entropy, one text at a time
+    for row, text in zip(scores, texts):
         ids = torch.tensor([text])
         _, loss = gpt(ids[:, :-1], ids[:, 1:])
         assert row[: len(text) - 1].sum().item() == pytest.approx(

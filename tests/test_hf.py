@@ -109,9 +109,8 @@ def test_to_hf_gives_the_same_logits_and_greedy_continuation(
     ).eval()
     with torch.no_grad():
         for p in gpt.parameters():
-            p.mul_(4).add_(
-                0.05 * torch.randn_like(p)
-            )  # large pre-activations: the two GELUs differ visibly
+            # large pre-activations: the two GELUs differ visibly
+            p.mul_(4).add_(0.05 * torch.randn_like(p))
     hf_model = to_hf(gpt)
     assert (
         isinstance(hf_model, transformers.GPT2LMHeadModel)
@@ -124,9 +123,8 @@ def test_to_hf_gives_the_same_logits_and_greedy_continuation(
             for name, t in hf_model.state_dict().items()
             if name.endswith(".bias")
         ]
-        assert len(biases) == 2 * 6 + 1 and all(
-            not t.any() for t in biases
-        )  # 2 x (4 Linear, 2 LN), ln_f
+        # 2 x (4 Linear, 2 LN), ln_f
+        assert len(biases) == 2 * 6 + 1 and all(not t.any() for t in biases)
     assert (
         hf_model.lm_head.weight.data_ptr()
         == hf_model.transformer.wte.weight.data_ptr()
@@ -181,7 +179,8 @@ def test_from_hf_rejects_what_minigpt_cannot_represent():
         from_hf("/nonexistent")
     with pytest.raises(
         TypeError,
-        match="from_hf needs a transformers.GPT2LMHeadModel or a folder path, got dict",
+        match="from_hf needs a transformers.GPT2LMHeadModel or a folder "
+        "path, got dict",
     ):
         from_hf({})
 
@@ -225,8 +224,7 @@ def test_from_hf_maps_the_exact_gelu_and_the_tanh_one():
             ).abs().max().item() <= 1e-5
 
 
-# --- GPT-2 small itself: the full architecture, random weights (no download)
-# ---------------
+# --- GPT-2 small: the full architecture, random weights (no download) ---
 
 
 def test_from_hf_handles_the_full_gpt2_small_architecture():
@@ -268,12 +266,14 @@ def test_from_hf_handles_the_full_gpt2_small_architecture():
     assert torch.equal(gpt.generate(idx, 3, temperature=0), expected)
 
 
-# --- save_pretrained: a folder that transformers loads, model and tokenizer
-# ----------------
+# --- save_pretrained: a folder transformers loads, model and tokenizer ---
 
 # Text the tokenizer never saw: Chinese, emoji, accents, runs of spaces,
 # newlines, the end-of-text token.
-UNSEEN = "Once upon a time 你好，世界！🤖🎉 naïve café\n\n   spaced\tout<|endoftext|>THE END"
+UNSEEN = (
+    "Once upon a time 你好，世界！🤖🎉 naïve café"
+    "\n\n   spaced\tout<|endoftext|>THE END"
+)
 
 
 @pytest.fixture(scope="module")
@@ -314,9 +314,8 @@ def test_save_pretrained_writes_a_hub_style_folder(saved):
         "tokenizer.json",
         "tokenizer_config.json",
     ]
-    assert not [
-        p for p in folder.parent.iterdir() if ".tmp" in p.name
-    ]  # the temporary folder is gone
+    # the temporary folder is gone
+    assert not [p for p in folder.parent.iterdir() if ".tmp" in p.name]
     config = transformers.AutoConfig.from_pretrained(folder)
     assert (
         (config.model_type, config.bos_token_id, config.eos_token_id)
@@ -345,9 +344,8 @@ def test_saved_tokenizer_loads_in_transformers_and_encodes_identically(
     assert hf_tok.eos_token_id == hf_tok.bos_token_id == tokenizer.eot_id
     assert hf_tok.model_max_length == 32
     ids = tokenizer.encode(UNSEEN)
-    assert (
-        hf_tok.encode(UNSEEN) == ids
-    )  # no BOS prepended, the special token kept whole
+    # no BOS prepended, the special token kept whole
+    assert hf_tok.encode(UNSEEN) == ids
     assert ids.count(tokenizer.eot_id) == 1
     assert hf_tok.decode(ids) == tokenizer.decode(ids) == UNSEEN
     assert hf_tok.encode(
@@ -370,9 +368,8 @@ def test_saved_model_gives_the_same_logits_and_greedy_text_in_transformers(
     # would not pass
     hf_out = hf_model.generate(input_ids, max_new_tokens=20, do_sample=False)
     ours = gpt.generate(input_ids, 20, temperature=0)
-    if (
-        tokenizer.eot_id in ours[0, input_ids.size(1) :]
-    ):  # HF stops at end-of-text; compare up to it
+    # HF stops at end-of-text; compare up to it
+    if tokenizer.eot_id in ours[0, input_ids.size(1) :]:
         ours = ours[:, : hf_out.size(1)]
     assert torch.equal(hf_out, ours)
     assert hf_tok.decode(hf_out[0]) == tokenizer.decode(ours[0])
@@ -396,9 +393,8 @@ def test_the_sources_greedy_call_with_five_sequences_fails_and_the_fixes_work(
         input_ids, max_length=12, num_return_sequences=5, num_beams=5
     )
     assert sampled.shape[0] == beams.shape[0] == 5
-    assert (
-        len({tuple(row) for row in beams.tolist()}) == 5
-    )  # beam search returns 5 different beams
+    # beam search returns 5 different beams
+    assert len({tuple(row) for row in beams.tolist()}) == 5
 
 
 def test_pipeline_on_the_saved_folder_writes_minigpts_greedy_text(saved):
@@ -449,8 +445,8 @@ def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
     chars = CharTokenizer.from_text("abc")
     with pytest.raises(
         TypeError,
-        match="only a byte-level BPE tokenizer .* got CharTokenizer; train one with "
-        r"train_bpe",
+        match="only a byte-level BPE tokenizer .* got CharTokenizer; "
+        "train one with train_bpe",
     ):
         to_hf_tokenizer(chars)
     with pytest.raises(TypeError, match="got CharTokenizer"):
@@ -467,8 +463,8 @@ def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
     )
     with pytest.raises(
         ValueError,
-        match=f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
-        f"{tokenizer.vocab_size - 1} embeddings",
+        match=f"the tokenizer has {tokenizer.vocab_size} tokens "
+        f"but the model only {tokenizer.vocab_size - 1} embeddings",
     ):
         save_pretrained(small, tokenizer, tmp_path / "never")
     (tmp_path / "file").write_text("x")
@@ -478,7 +474,8 @@ def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
         save_pretrained(gpt, tokenizer, tmp_path / "file")
     with pytest.raises(
         ValueError,
-        match=rf"eot_id must be a token id in 0\.\.{gpt.config.vocab_size - 1}, got 300: pass tokenizer.eot_id",
+        match=r"eot_id must be a token id in "
+        rf"0\.\.{gpt.config.vocab_size - 1}, got 300: pass tokenizer.eot_id",
     ):
         to_hf(gpt, eot_id=300)
     with pytest.raises(
@@ -488,7 +485,7 @@ def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
         load_pretrained(tmp_path)
 
 
-def test_sequence_logprob_checker_accepts_the_answer_and_rejects_an_off_by_one():
+def test_sequence_logprob_checker_rejects_an_off_by_one_answer():
     from minigpt.exercises import check_sequence_logprob
 
     def answer(model, ids, prompt_len):
@@ -502,9 +499,8 @@ def test_sequence_logprob_checker_accepts_the_answer_and_rejects_an_off_by_one()
             .item()
         )
 
-    def off_by_one(
-        model, ids, prompt_len
-    ):  # also scores the last prompt token
+    # also scores the last prompt token
+    def off_by_one(model, ids, prompt_len):
         return (
             answer(model, ids, max(prompt_len - 1, 1))
             if prompt_len > 1

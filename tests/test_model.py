@@ -38,15 +38,13 @@ def closed_form_params(
     """12 C^2 weights per block (attention 4 C^2, MLP 8 C^2) plus biases and
     LayerNorms."""
     C = n_embd
-    per_block = 12 * C * C + (
-        13 * C if bias else 2 * C
-    )  # biases 3C + C + 4C + C; LayerNorm 2 x (C + C)
+    # biases 3C + C + 4C + C; LayerNorm 2 x (C + C)
+    per_block = 12 * C * C + (13 * C if bias else 2 * C)
     final_ln = 2 * C if bias else C
     return vocab_size * C + block_size * C + n_layer * per_block + final_ln
 
 
-# --- configuration
-# -----------------------------------------------------------
+# --- configuration ----------------------------------------------------------
 
 
 def test_config_round_trips_through_dict():
@@ -99,8 +97,7 @@ def test_gpt_needs_a_config():
         GPT(SMALL)
 
 
-# --- forward
-# -------------------------------------------------------------------
+# --- forward ----------------------------------------------------------------
 
 
 def test_forward_shapes_and_loss_matches_cross_entropy():
@@ -163,7 +160,7 @@ def test_pre_and_post_blocks_follow_their_formulas():
         assert torch.allclose(block(x), expected, atol=1e-6)
 
 
-def test_the_without_residual_hook_drops_both_residual_additions_and_removes_cleanly():
+def test_without_residual_drops_both_residual_additions_and_unhooks():
     torch.manual_seed(0)
     x = torch.randn(2, 5, 32)
     for norm in ("pre", "post"):
@@ -210,9 +207,8 @@ def test_mlp_with_the_exact_gelu_uses_the_normal_cdf():
     assert 0 < difference  # the two activations differ ...
     grid = torch.linspace(-10, 10, 200_001, dtype=torch.float64)
     gap = (F.gelu(grid) - F.gelu(grid, approximate="tanh")).abs().max().item()
-    assert (
-        1e-4 < gap < 1e-3
-    )  # ... by less than 1e-3 anywhere, as GPTConfig's docstring says
+    # ... by less than 1e-3 anywhere, as GPTConfig's docstring says
+    assert 1e-4 < gap < 1e-3
 
 
 def test_head_is_tied_to_token_embedding():
@@ -243,8 +239,7 @@ def test_submodule_names_mirror_gpt2():
     } <= names
 
 
-# --- initialisation and size
-# -----------------------------------------------------------
+# --- initialisation and size ------------------------------------------------
 
 
 def test_gpt2_initialisation_scales_residual_projections():
@@ -303,8 +298,7 @@ def test_gpt2_small_has_124m_parameters():
         assert GPT(config).num_params() == 124_439_808
 
 
-# --- bad input
-# ------------------------------------------------------------------
+# --- bad input --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -350,9 +344,8 @@ def test_hidden_states_are_what_the_head_reads():
     assert torch.allclose(
         hidden @ model.transformer.wte.weight.T, model(idx)[0], atol=1e-6
     )
-    ln_f = (
-        model.transformer.ln_f
-    )  # the last step is LayerNorm: each row has mean ~0 before the gain
+    # the last step is LayerNorm: each row has mean ~0 before the gain
+    ln_f = model.transformer.ln_f
     assert torch.allclose(
         (hidden - ln_f.bias).mean(-1), torch.zeros(2, 5), atol=1e-5
     )
@@ -401,8 +394,7 @@ def test_generate_rejects_prompt_longer_than_block_size():
         small_gpt().generate(random_ids(1, 20), 5)
 
 
-# --- generation
-# ----------------------------------------------------------------
+# --- generation -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("norm", ["pre", "post"])
@@ -502,30 +494,30 @@ def test_attention_maps_reproduce_the_block_output():
 
 
 def test_forward_compiles_without_graph_breaks():
-    """The token-id checks read values back with .item(), which would split a
-    torch.compile graph;
-    under compilation they are skipped, so the whole forward (with loss) is one graph."""
+    """The whole forward (with loss) is one torch.compile graph.
+
+    The token-id checks read values back with .item(), which would split the
+    graph; under compilation they are skipped.
+    """
     torch.manual_seed(0)
     model = GPT(
         GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
     )
     idx, targets = torch.randint(11, (2, 8)), torch.randint(11, (2, 8))
-    compiled = torch.compile(
-        model, backend="eager", fullgraph=True
-    )  # fullgraph: a graph break is an error
+    # fullgraph: a graph break is an error
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
     torch.testing.assert_close(
         compiled(idx, targets)[1], model(idx, targets)[1]
     )
     torch._dynamo.reset()
 
 
-def test_eval_mode_switches_dropout_off_and_restores_the_mode_even_after_an_error():
+def test_eval_mode_turns_dropout_off_and_restores_the_mode_after_errors():
     model = small_gpt(dropout=0.5).train()
     x = random_ids(2, 6)
     with eval_mode(model):
-        assert not model.training and torch.equal(
-            model(x)[0], model(x)[0]
-        )  # no dropout: repeatable
+        # no dropout: repeatable
+        assert not model.training and torch.equal(model(x)[0], model(x)[0])
     assert model.training
     with pytest.raises(RuntimeError, match="inside"):
         with eval_mode(model):
@@ -540,18 +532,15 @@ def test_eval_mode_switches_dropout_off_and_restores_the_mode_even_after_an_erro
 def test_generate_stops_once_every_row_has_produced_the_stop_token():
     model = small_gpt()
     prompt = random_ids(3, 4, seed=5)
-    full = model.generate(
-        prompt, 12, temperature=0.0
-    )  # greedy: the reference without a stop token
+    # greedy: the reference without a stop token
+    full = model.generate(prompt, 12, temperature=0.0)
     stop = int(full[0, 6])  # the token row 0 produces third
     stopped = model.generate(prompt, 12, temperature=0.0, stop_token=stop)
     new, reference = stopped[:, 4:], full[:, 4:]
     for row, ref in zip(new.tolist(), reference.tolist()):
-        if (
-            stop in row
-            # up to its first stop token a row is the unstopped text, then only
-            # stop tokens
-        ):
+        # up to its first stop token a row is the unstopped text, then only
+        # stop tokens
+        if stop in row:
             cut = row.index(stop) + 1
             assert row[:cut] == ref[:cut] and set(row[cut:]) <= {stop}
         else:
@@ -560,16 +549,14 @@ def test_generate_stops_once_every_row_has_produced_the_stop_token():
         ref.index(stop) + 1 if stop in ref else 12
         for ref in reference.tolist()
     ]
-    assert new.size(1) == max(
-        ends
-    )  # it ran until the last row finished, no further
+    # it ran until the last row finished, no further
+    assert new.size(1) == max(ends)
     alone = model.generate(prompt[:1], 12, temperature=0.0, stop_token=stop)
-    assert alone.tolist() == [
-        full[0, : 4 + ends[0]].tolist()
-    ]  # one row: it ends at its first stop token
+    # one row: it ends at its first stop token
+    assert alone.tolist() == [full[0, : 4 + ends[0]].tolist()]
 
 
-def test_generate_with_a_stop_token_is_the_same_cached_and_uncached_and_checks_it():
+def test_stop_token_generation_agrees_cached_and_uncached_and_is_checked():
     model = small_gpt()
     prompt = random_ids(4, 5, seed=6)
     runs = [

@@ -49,9 +49,8 @@ def ids():
 @pytest.mark.parametrize("k", [0.0, 0.1, 1.0])
 def test_log_probs_match_counting_by_hand(ids, n, k):
     train, test = ids[:300], ids[300:]
-    model = NGramModel(n, vocab_size=7, k=k).fit(
-        train
-    )  # token 6 never occurs
+    # token 6 never occurs
+    model = NGramModel(n, vocab_size=7, k=k).fit(train)
     expected = reference_log_probs(train.tolist(), test.tolist(), n, 7, k)
     got = model.log_probs(test).tolist()
     assert len(got) == len(test) - n + 1
@@ -85,12 +84,10 @@ def test_uniform_model_has_perplexity_vocab_size():
 def test_probs_rows_sum_to_one_and_match_hand_counts():
     model = NGramModel(2, 3, k=0.0).fit([0, 1, 0, 1, 0, 2])
     assert model.probs([0]).tolist() == pytest.approx([0, 2 / 3, 1 / 3])
-    assert model.probs([2]).tolist() == pytest.approx(
-        [1 / 3] * 3
-    )  # never seen as a context: uniform
-    assert (
-        model.probs([2, 1, 0]).tolist() == model.probs([0]).tolist()
-    )  # only the last n - 1 ids count
+    # never seen as a context: uniform
+    assert model.probs([2]).tolist() == pytest.approx([1 / 3] * 3)
+    # only the last n - 1 ids count
+    assert model.probs([2, 1, 0]).tolist() == model.probs([0]).tolist()
     smoothed = NGramModel(2, 3, k=1.0).fit([0, 1, 0, 1, 0, 2])
     assert smoothed.probs([0]).tolist() == pytest.approx(
         [1 / 6, 3 / 6, 2 / 6]
@@ -125,9 +122,8 @@ def test_add_k_by_hand():
         torch.tensor([3.0, 1.0, 0.0]), 0.0
     ).tolist() == pytest.approx([0.75, 0.25, 0.0])
     assert add_k(torch.zeros(4), 0.0).tolist() == pytest.approx([0.25] * 4)
-    rows = add_k(
-        torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 0.0
-    )  # row by row
+    # row by row
+    rows = add_k(torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), 0.0)
     assert torch.allclose(
         rows,
         torch.tensor(
@@ -140,9 +136,8 @@ def test_sampling_repeats_and_follows_the_counts():
     model = NGramModel(2, 4, k=0.0).fit([0, 1, 2, 3, 0, 1, 2, 3, 0])
     a = model.sample([0], 20, generator=torch.Generator().manual_seed(0))
     b = model.sample([0], 20, generator=torch.Generator().manual_seed(0))
-    assert (
-        a == b == [0, 1, 2, 3] * 5 + [0]
-    )  # deterministic chain: every context has one continuation
+    # deterministic chain: every context has one continuation
+    assert a == b == [0, 1, 2, 3] * 5 + [0]
 
 
 def test_sampling_frequencies_match_probs():
@@ -189,9 +184,10 @@ def test_add_k_checker_passes_the_reference_and_fails_a_wrong_answer():
     from minigpt.exercises import check_add_k_smoothing
 
     assert check_add_k_smoothing(add_k, verbose=False)
+    # k once, not k * V
     wrong = check_add_k_smoothing(
         lambda c, k: (c + k) / (c.sum() + k), verbose=False
-    )  # k once, not k * V
+    )
     assert (
         not wrong
         and "by hand: counts [3, 1, 0], k = 1 -> [4/7, 2/7, 1/7]"

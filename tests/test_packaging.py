@@ -72,10 +72,15 @@ def test_the_wheel_holds_every_module_and_data_file(wheel):
 
 
 def run_from_wheel(wheel: Path, code: str) -> str:
-    """What ``code`` prints in a fresh Python that imports minigpt from the
-    zipped wheel
-    (zipimport), so no file can come from the checkout."""
-    script = f"import sys; sys.path.insert(0, sys.argv[1]); import minigpt; assert minigpt.__file__.startswith(sys.argv[1]); {code}"
+    """What ``code`` prints in a fresh Python that imports the ``wheel``.
+
+    The wheel stays zipped (zipimport), so no file can come from the
+    checkout.
+    """
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import minigpt; "
+        f"assert minigpt.__file__.startswith(sys.argv[1]); {code}"
+    )
     result = subprocess.run(
         [sys.executable, "-c", script, str(wheel)],
         capture_output=True,

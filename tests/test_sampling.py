@@ -93,22 +93,27 @@ def test_top_p_keeps_smallest_nucleus():
 
 @pytest.mark.parametrize("n", range(1, 17))
 def test_top_p_keeps_k_of_n_equal_tokens_at_p_k_over_n(n):
-    """The boundary: k equal tokens reach p = k/n exactly, and the smallest
-    set that reaches p is
-    enough (by hand). Subtracting each probability from the running sum rounds 1/3 + 1/3 below 2/3."""
+    """The boundary: k equal tokens reach p = k/n exactly, and that is enough.
+
+    The smallest set that reaches p is kept (by hand). Subtracting each
+    probability from the running sum instead rounds 1/3 + 1/3 below 2/3.
+    """
     for k in range(1, n + 1):
         kept = torch.isfinite(top_p_filter(torch.zeros(n), k / n))
+        # ties keep the lower ids
         assert kept.tolist() == [True] * k + [False] * (n - k), (
             k,
             n,
-        )  # ties keep the lower ids
+        )
 
 
 @pytest.mark.parametrize("n", [2, 4, 8, 16])
 def test_top_p_boundary_matches_hugging_face(n):
     """transformers' TopPLogitsWarper keeps 2 of 4 equal tokens at p = 0.5.
-    Its 1 - p rounds for
-    other n (it keeps 2 of 6 at p = 1/6), so the comparison uses n where 1 - k/n is exact."""
+
+    Its 1 - p rounds for other n (it keeps 2 of 6 at p = 1/6), so the
+    comparison uses n where 1 - k/n is exact.
+    """
     transformers = pytest.importorskip("transformers")
     for k in range(1, n + 1):
         warped = transformers.TopPLogitsWarper(k / n)(None, torch.zeros(1, n))
@@ -128,9 +133,8 @@ def test_top_p_works_on_unsorted_batched_rows():
 def test_filters_compose_in_order():
     # temperature first, then top-k, then top-p
     probs = next_token_probs(LOGITS, temperature=0.5, top_k=3, top_p=0.6)
-    sharpened = (
-        PROBS[:3] ** 2 / (PROBS[:3] ** 2).sum()
-    )  # [0.690, 0.248, 0.062]
+    # [0.690, 0.248, 0.062]
+    sharpened = PROBS[:3] ** 2 / (PROBS[:3] ** 2).sum()
     assert sharpened[0] > 0.6  # so top-p keeps only the first token
     assert probs.tolist() == [1.0, 0.0, 0.0, 0.0]
 

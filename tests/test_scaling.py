@@ -26,15 +26,15 @@ from minigpt.scaling import (
 
 CONFIGS = [
     GPTConfig(
-        vocab_size=v,
-        block_size=t,
-        n_layer=l,
-        n_head=h,
-        n_embd=c,
-        bias=b,
+        vocab_size=vocab,
+        block_size=block,
+        n_layer=layers,
+        n_head=heads,
+        n_embd=width,
+        bias=bias,
         norm=norm,
     )
-    for (v, t, l, h, c), b, norm in itertools.product(
+    for (vocab, block, layers, heads, width), bias, norm in itertools.product(
         [
             (65, 32, 1, 1, 8),
             (65, 64, 4, 4, 128),
@@ -305,8 +305,9 @@ def test_check_param_count_accepts_the_reference_and_rejects_a_mistake(
     from minigpt.exercises import check_param_count
 
     assert check_param_count(param_count, verbose=False).ok
-    forgot_position_embeddings = lambda config: (
-        param_count(config) - config.block_size * config.n_embd
-    )  # noqa: E731
+
+    def forgot_position_embeddings(config):
+        return param_count(config) - config.block_size * config.n_embd
+
     report = check_param_count(forgot_position_embeddings, verbose=False)
     assert not report.ok and len(report.failed) == 5

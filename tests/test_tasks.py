@@ -116,13 +116,11 @@ def test_docstring_records_follow_pep257():
     records = docstrings.docstring_records()
     assert len(records) >= 200
     assert [r.name for r in records] == sorted(r.name for r in records)
-    assert len({r.summary for r in records}) == len(
-        records
-    )  # one answer per question
+    # one answer per question
+    assert len({r.summary for r in records}) == len(records)
     by_name = {r.name: r for r in records}
-    assert (
-        "textwrap.TextWrapper.wrap" not in by_name
-    )  # its first line is a signature, not a summary
+    # its first line is a signature, not a summary
+    assert "textwrap.TextWrapper.wrap" not in by_name
     wrap = by_name["textwrap.dedent"]
     doc = __import__("textwrap").dedent.__doc__.strip()
     assert wrap.summary == doc.splitlines()[0].strip()
@@ -182,7 +180,8 @@ def test_summarization_and_qa_pairs():
 
 
 FUNCTION_WORDS = set(
-    "a an and at i in is it my of our so that the this to was we were with".split()
+    "a an and at i in is it my of our so that the this to was we were "
+    "with".split()
 )
 
 # Partners written out by hand, independent of how tasks pairs its lines: from
@@ -227,9 +226,11 @@ def test_sentiment_set_is_original_balanced_pairs_on_one_topic():
 
 
 def test_sentiment_data_file_is_the_books_data():
-    """The pairs the chapter's numbers were measured on, byte for byte (they
-    moved from a string
-    literal in tasks.py to a data file): editing the file changes the chapter, so it changes this hash."""
+    """The pairs the chapter's numbers were measured on, byte for byte.
+
+    They moved from a string literal in tasks.py to a data file: editing the
+    file changes the chapter, so it changes this hash.
+    """
     text = read_data("sentiment_pairs.txt")
     assert (
         hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -279,9 +280,8 @@ def test_sentiment_split_holds_out_whole_pairs(seed):
         and sum(label for _, label in test) == n_test_pairs
     )
     assert sum(label for _, label in train) * 2 == len(train)
-    assert sorted(train + test) == sorted(
-        sentiment.SENTIMENT
-    )  # every sentence exactly once
+    # every sentence exactly once
+    assert sorted(train + test) == sorted(sentiment.SENTIMENT)
     pair_of = {
         text: i
         for i, pair in enumerate(sentiment.SENTIMENT_PAIRS)
@@ -294,10 +294,11 @@ def test_sentiment_split_holds_out_whole_pairs(seed):
     test_texts = {t for t, _ in test}
     for positive, negative in HAND_PAIRED:
         assert (positive in test_texts) == (negative in test_texts)
+    # positive then negative partner, so an even cut keeps pairs whole
     for split in (
         train,
         test,
-    ):  # positive then negative partner, so an even cut keeps pairs whole
+    ):
         assert [label for _, label in split] == [1, 0] * (len(split) // 2)
         assert all(
             pair_of[split[i][0]] == pair_of[split[i + 1][0]]
@@ -343,9 +344,8 @@ def test_sentiment_split_rejects_fractions_that_empty_a_side(bad):
 def test_wordlist_baseline_counts_words_and_misses_negation():
     assert sentiment.wordlist_sentiment("A wonderful, lovely day.") == 1
     assert sentiment.wordlist_sentiment("Cold, stale and overpriced.") == 0
-    assert (
-        sentiment.wordlist_sentiment("It was not bad at all.") == 0
-    )  # the word list cannot read "not"
+    # the word list cannot read "not"
+    assert sentiment.wordlist_sentiment("It was not bad at all.") == 0
 
 
 def test_chinese_numeral_checker_accepts_the_reference_and_rejects_liang():
@@ -353,10 +353,9 @@ def test_chinese_numeral_checker_accepts_the_reference_and_rejects_liang():
 
     assert check_chinese_numeral(numbers.chinese_numeral, verbose=False).ok
 
-    def with_liang(
-        n,
-        # the colloquial 两 for a leading 2 before 千: not this chapter's convention
-    ):
+    # the colloquial 两 for a leading 2 before 千: not this chapter's
+    # convention
+    def with_liang(n):
         text = numbers.chinese_numeral(n)
         return "两" + text[1:] if text.startswith("二千") else text
 

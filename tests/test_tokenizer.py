@@ -76,7 +76,8 @@ def test_char_unknown_raises_naming_the_character():
     tok = CharTokenizer.from_text("abc")
     with pytest.raises(
         ValueError,
-        match=r"character 'z' \(U\+007A\) at position 2 is not in the vocabulary.*unknown=",
+        match=r"character 'z' \(U\+007A\) at position 2 is not in the "
+        r"vocabulary.*unknown=",
     ):
         tok.encode("abzc")
 
@@ -181,20 +182,20 @@ def test_load_wrong_kind(tmp_path):
 def test_get_pairs_and_merge_by_hand():
     assert get_pairs([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
     assert merge([5, 6, 6, 7, 5, 6], (5, 6), 99) == [99, 6, 7, 99]
+    # left to right, no overlaps
     assert merge([1, 1, 1, 1, 1], (1, 1), 2) == [
         2,
         2,
         1,
-    ]  # left to right, no overlaps
+    ]
     assert merge([], (1, 1), 2) == []
 
 
 def test_gpt2_byte_order_is_a_permutation_with_printables_first():
     order = gpt2_byte_order()
     assert sorted(order) == list(range(256))
-    assert (
-        order[:3] == [ord("!"), ord('"'), ord("#")] and order[-1] == 173
-    )  # soft hyphen last
+    # soft hyphen last
+    assert order[:3] == [ord("!"), ord('"'), ord("#")] and order[-1] == 173
 
 
 def test_bpe_hand_worked_example():
@@ -231,7 +232,8 @@ def test_bpe_learns_chinese_merges():
 def test_bpe_stops_and_warns_when_pairs_run_out():
     with pytest.warns(
         UserWarning,
-        match="ran out of pairs to merge: vocabulary has 258 tokens, not the 300",
+        match="ran out of pairs to merge: "
+        "vocabulary has 258 tokens, not the 300",
     ):
         tok = BPETokenizer.train("abc", 300)
     assert tok.vocab_size == 258
@@ -298,10 +300,12 @@ def test_train_bpe_eot_and_save_load(tmp_path):
     )
     assert tok.decode([tok.eot_id]) == EOT
     path = tok.save(tmp_path / "tokenizer.json")
-    loaded = load_tokenizer(tmp_path)
-    assert isinstance(loaded, HFBPETokenizer) and loaded.encode(
-        CORPUS
-    ) == tok.encode(CORPUS)
+    assert path == tmp_path / "tokenizer.json" and path.is_file()
+    for where in (path, tmp_path):  # the file, or the folder that holds it
+        loaded = load_tokenizer(where)
+        assert isinstance(loaded, HFBPETokenizer)
+        assert loaded.eot_id == tok.eot_id
+        assert loaded.encode(CORPUS) == tok.encode(CORPUS)
 
 
 def test_train_bpe_file_loads_in_transformers(tmp_path):
@@ -321,9 +325,8 @@ def test_merge_checker_passes_the_reference_and_fails_overlapping_merges():
 
     assert check_merge(merge, verbose=False)
 
-    def replace_all_pairs(
-        ids, pair, new_id
-    ):  # merges overlapping pairs: [1, 1, 1] -> [2, 2]
+    # merges overlapping pairs: [1, 1, 1] -> [2, 2]
+    def replace_all_pairs(ids, pair, new_id):
         return (
             [new_id if (a, b) == pair else a for a, b in zip(ids, ids[1:])]
             if len(ids) > 1
@@ -359,9 +362,8 @@ def test_clear_cache_forgets_encoded_chunks_and_changes_no_ids():
         tok.clear_cache()
         assert tok.encode(CORPUS) == ids
     scratch.clear_cache()
-    assert (
-        scratch._cache == {}
-    )  # the next encode starts cold, which is what a benchmark wants
+    # the next encode starts cold, which is what a benchmark wants
+    assert scratch._cache == {}
     scratch.encode("the fox")
     assert set(scratch._cache) == {"the", " fox"}
 

@@ -51,8 +51,7 @@ def toy_data(n=400, vocab_size=16):
     return ids[: n * 3 // 4], ids[n * 3 // 4 :]
 
 
-# --- configuration
-# -----------------------------------------------------------
+# --- configuration ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -98,9 +97,9 @@ def test_bad_data_fails_before_training_starts():
         )
     with pytest.raises(
         ValueError,
-        match=r"batch_size=30 .* larger than the 12 distinct training items of "
-        r"TokenStream\(20 training tokens, 100 validation tokens, windows of "
-        r"8\)",
+        match=r"batch_size=30 .* larger than the 12 distinct training items "
+        r"of TokenStream\(20 training tokens, 100 validation tokens, "
+        r"windows of 8\)",
     ):
         train(
             model,
@@ -125,8 +124,8 @@ def test_bad_data_fails_before_training_starts():
         )
     with pytest.raises(
         ValueError,
-        match=r"data must be a pair \(train_ids, val_ids\) .* or a BatchSource, "
-        r"got Tensor",
+        match=r"data must be a pair \(train_ids, val_ids\) .* "
+        r"or a BatchSource, got Tensor",
     ):
         train(model, train_ids, TrainConfig(max_iters=1, **QUIET))
 
@@ -144,8 +143,7 @@ def test_unavailable_device_names_the_fix():
         )
 
 
-# --- schedule and optimizer
-# ----------------------------------------------------
+# --- schedule and optimizer -------------------------------------------------
 
 
 def test_learning_rate_warms_up_linearly_then_follows_a_half_cosine():
@@ -156,12 +154,10 @@ def test_learning_rate_warms_up_linearly_then_follows_a_half_cosine():
         [0.2, 0.4, 0.6, 0.8]
     )
     assert lr_at(4, c) == pytest.approx(1.0)  # r = 0: the peak
-    assert lr_at(54, c) == pytest.approx(
-        0.1 + 0.9 * 0.5
-    )  # r = 1/2: cos = 0, halfway
-    assert (
-        lr_at(104, c) == pytest.approx(0.1) == lr_at(500, c)
-    )  # r >= 1: min_lr
+    # r = 1/2: cos = 0, halfway
+    assert lr_at(54, c) == pytest.approx(0.1 + 0.9 * 0.5)
+    # r >= 1: min_lr
+    assert lr_at(104, c) == pytest.approx(0.1) == lr_at(500, c)
     lrs = [lr_at(t, c) for t in range(4, 105)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
@@ -171,9 +167,8 @@ def test_weight_decay_applies_to_matrices_only_and_tied_weights_once():
     decay, no_decay = make_optimizer(
         model, TrainConfig(weight_decay=0.1)
     ).param_groups
-    names = {
-        id(p): n for n, p in model.named_parameters()
-    }  # named_parameters lists the tied matrix once
+    # named_parameters lists the tied matrix once
+    names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert sorted(names[id(p)] for p in decay["params"]) == sorted(
         n for n, p in model.named_parameters() if p.dim() >= 2
@@ -192,10 +187,11 @@ def test_weight_decay_applies_to_matrices_only_and_tied_weights_once():
 def test_the_fused_update_is_adamws():
     """make_optimizer's fused kernel against PyTorch's loop-over-tensors AdamW
     with the same groups."""
+    # same weights; float64: no rounding noise
     model, reference = (
         tiny_model().double(),
         tiny_model().double(),
-    )  # same weights; float64: no rounding noise
+    )
     config = TrainConfig(weight_decay=0.1, learning_rate=1e-2)
     fast = make_optimizer(model, config)
     assert fast.defaults["fused"] is True
@@ -256,23 +252,19 @@ def test_the_optimizer_receives_gradients_clipped_to_grad_clip(monkeypatch):
     raw = norms[:]
     norms.clear()
     train(tiny_model(), toy_data(), TrainConfig(grad_clip=0.01, **common))
-    assert (
-        len(raw) == len(norms) == 3 and min(raw) > 0.1
-    )  # unclipped: the loss's own gradient
-    assert norms == pytest.approx(
-        [0.01] * 3, rel=1e-4
-    )  # clipped: scaled down to grad_clip
+    # unclipped: the loss's own gradient
+    assert len(raw) == len(norms) == 3 and min(raw) > 0.1
+    # clipped: scaled down to grad_clip
+    assert norms == pytest.approx([0.01] * 3, rel=1e-4)
 
 
-# --- evaluation
-# ------------------------------------------------------------------
+# --- evaluation -------------------------------------------------------------
 
 
 def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
     model = tiny_model(block_size=8).eval()
-    ids = torch.randint(
-        16, (27,), generator=torch.Generator().manual_seed(2)
-    )  # 26 targets: 3 windows of 8, tail 2
+    # 26 targets: 3 windows of 8, tail 2
+    ids = torch.randint(16, (27,), generator=torch.Generator().manual_seed(2))
     # independent reference: sum the per-token losses window by window
     total = 0.0
     for start in range(0, 26, 8):
@@ -296,9 +288,8 @@ def test_evaluate_is_the_mean_loss_over_every_token_of_the_split():
 def test_evaluate_is_deterministic_and_restores_training_mode():
     model = tiny_model(dropout=0.5).train()
     ids = toy_data()[1]
-    assert evaluate(model, ids, 8) == evaluate(
-        model, ids, 8
-    )  # no dropout, no random windows
+    # no dropout, no random windows
+    assert evaluate(model, ids, 8) == evaluate(model, ids, 8)
     assert model.training
     with pytest.raises(ValueError, match="at least 2 token ids"):
         evaluate(model, ids[:1], 8)
@@ -307,17 +298,15 @@ def test_evaluate_is_deterministic_and_restores_training_mode():
 def test_evaluate_restores_training_mode_when_the_model_raises():
     model = tiny_model(vocab_size=16).train()
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        evaluate(
-            model, torch.tensor([1, 2, 99, 3]), 8
-        )  # id 99: the model refuses it mid-evaluation
+        # id 99: the model refuses it mid-evaluation
+        evaluate(model, torch.tensor([1, 2, 99, 3]), 8)
     assert model.training
 
 
-# --- batch sources
-# ---------------------------------------------------------------------
+# --- batch sources ----------------------------------------------------------
 
 
-def test_token_stream_draws_windows_of_the_training_ids_and_evaluates_all_validation_ids():
+def test_token_stream_samples_training_windows_and_evaluates_all_val_ids():
     train_ids, val_ids = toy_data()
     stream = TokenStream(train_ids, val_ids, block_size=8)
     assert (
@@ -326,9 +315,8 @@ def test_token_stream_draws_windows_of_the_training_ids_and_evaluates_all_valida
     )
     x, y = stream.sample(5, torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (5, 8)
-    for row_x, row_y in zip(
-        x, y
-    ):  # each row is some window of train_ids, the targets one token later
+    # each row is some window of train_ids, the targets one token later
+    for row_x, row_y in zip(x, y):
         starts = [
             s
             for s in range(len(stream))
@@ -390,9 +378,8 @@ def test_train_takes_any_batch_source():
         ),
     )
     assert history["val_step"] == [30]
-    assert (
-        history["val_loss"][-1] < 0.5 * history["train_loss"][0]
-    )  # it learned to copy
+    # it learned to copy
+    assert history["val_loss"][-1] < 0.5 * history["train_loss"][0]
 
 
 def test_a_validation_split_shorter_than_one_block_warns():
@@ -406,9 +393,8 @@ def test_a_validation_split_shorter_than_one_block_warns():
         train(tiny_model(), (train_ids, val_ids[:6]), config)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        train(
-            tiny_model(), (train_ids, val_ids[:9]), config
-        )  # one full block: no warning
+        # one full block: no warning
+        train(tiny_model(), (train_ids, val_ids[:9]), config)
 
 
 def test_the_progress_bar_shows_when_its_validation_loss_was_measured(
@@ -451,8 +437,7 @@ def test_the_progress_bar_shows_when_its_validation_loss_was_measured(
     assert shown[-1]["loss"] == f"{history['train_loss'][-1]:.3f}"
 
 
-# --- the loop
-# ------------------------------------------------------------------------
+# --- the loop ---------------------------------------------------------------
 
 
 def test_history_records_every_step_and_each_validation():
@@ -509,9 +494,8 @@ def gradients_the_optimizer_receives(
         ]
         seen.append(torch.cat(grads).clone())
 
-    handle = register_optimizer_step_pre_hook(
-        record
-    )  # runs inside train(), before each AdamW step
+    # runs inside train(), before each AdamW step
+    handle = register_optimizer_step_pre_hook(record)
     try:
         train(tiny_model(), toy_data(), config)
     finally:
@@ -526,16 +510,14 @@ def test_the_optimizer_receives_the_gradient_clipped_to_grad_clip():
     raw = gradients_the_optimizer_receives(
         TrainConfig(grad_clip=0.0, **common)
     )
-    c = (
-        0.5 * raw[0].norm().item()
-    )  # below the first step's norm, so clipping must act
+    # below the first step's norm, so clipping must act
+    c = 0.5 * raw[0].norm().item()
     clipped = gradients_the_optimizer_receives(
         TrainConfig(grad_clip=c, **common)
     )
     assert len(raw) == len(clipped) == 3
-    torch.testing.assert_close(
-        clipped[0], raw[0] * (c / raw[0].norm())
-    )  # same weights, same batch at step 0
+    # same weights, same batch at step 0
+    torch.testing.assert_close(clipped[0], raw[0] * (c / raw[0].norm()))
     assert all(g.norm() <= c * (1 + 1e-5) for g in clipped)
     assert raw[0].norm() > 1.9 * c  # without grad_clip the norm is untouched
 
@@ -587,9 +569,8 @@ def test_a_tiny_model_learns_shakespeare_beyond_what_no_training_gives():
         ),
     )
     uniform = math.log(tokenizer.vocab_size)
-    assert history["val_loss"][0] == pytest.approx(
-        uniform, abs=0.1
-    )  # untrained: close to uniform
+    # untrained: close to uniform
+    assert history["val_loss"][0] == pytest.approx(uniform, abs=0.1)
     assert history["val_loss"][-1] <= uniform - 1.0, history["val_loss"]
 
 

@@ -26,7 +26,8 @@ def test_show_weights_draws_the_weights_with_token_labels_on_a_fixed_scale():
     assert ax.get_title() == "a head"
     with pytest.raises(
         ValueError,
-        match=r"weights must be \(T, T\) with T = len\(labels\) = 2, got shape \(3, 3\)",
+        match=r"weights must be \(T, T\) with T = len\(labels\) = 2, "
+        r"got shape \(3, 3\)",
     ):
         show_weights(ax, weights, ["a", "b"], "wrong")
     plt.close(fig)
@@ -34,9 +35,8 @@ def test_show_weights_draws_the_weights_with_token_labels_on_a_fixed_scale():
 
 def test_smooth_is_the_moving_average_of_each_window():
     values = [1.0, 2.0, 4.0, 8.0, 16.0]
-    np.testing.assert_allclose(
-        smooth(values, 2), [1.5, 3.0, 6.0, 12.0]
-    )  # by hand
+    # by hand
+    np.testing.assert_allclose(smooth(values, 2), [1.5, 3.0, 6.0, 12.0])
     np.testing.assert_allclose(smooth(values, 5), [6.2])
     np.testing.assert_array_equal(smooth(values, 1), values)
     noisy = np.random.default_rng(0).normal(size=200)

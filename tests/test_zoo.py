@@ -125,9 +125,10 @@ def test_cache_key_covers_preset_corpus_and_code(monkeypatch):
         != key
     )
     assert zoo.cache_key(replace(TINY, seed=1), TEXT) != key
+    # not part of the recipe
     assert (
         zoo.cache_key(replace(TINY, description="other words"), TEXT) == key
-    )  # not part of the recipe
+    )
     assert zoo.cache_key(TINY, TEXT + " ") != key
     monkeypatch.setattr(zoo, "source_hash", lambda: "0" * 64)
     assert zoo.cache_key(TINY, TEXT) != key
@@ -232,7 +233,8 @@ def test_the_book_presets():
 def test_unknown_name_is_refused():
     with pytest.raises(
         ValueError,
-        match="unknown zoo model 'shakespeare'; choose one of shakespeare-char",
+        match="unknown zoo model 'shakespeare'; "
+        "choose one of shakespeare-char",
     ):
         zoo.pretrained("shakespeare")
 
@@ -281,7 +283,7 @@ def test_no_warning_on_the_normal_path(cache):
         zoo.pretrained(TINY, progress=False)
 
 
-def test_the_chapter_checkers_accept_the_reference_and_reject_a_wrong_answer():
+def test_chapter_checkers_accept_the_reference_and_reject_wrong_answers():
     from minigpt.exercises import (
         check_lr_schedule,
         check_previous_token_score,
@@ -305,9 +307,10 @@ def test_the_chapter_checkers_accept_the_reference_and_reject_a_wrong_answer():
         lambda step, peak, floor, warmup, decay: peak, verbose=False
     )
 
+    # another formulation than the checker's reference loop
     def diagonal_score(
         weights,
-    ):  # another formulation than the checker's reference loop
+    ):
         return torch.diagonal(weights, offset=-1, dim1=-2, dim2=-1).mean(
             dim=(0, 2)
         )
