@@ -12,12 +12,14 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test test-unit test-notebooks test-book bench sweep-nanogpt lab clean check-python
+.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
 	@echo "make book            execute every notebook and build the HTML book into _build/html"
-	@echo "make test            unit tests, every notebook as a test (nbval), the book with warnings as errors"
+	@echo "make test            lint, unit tests, every notebook as a test (nbval), the book with warnings as errors"
+	@echo "make lint            ruff: the format and lint check of the package, tests, benchmarks and notebooks"
+	@echo "make format          ruff: rewrite them in the one format (78 columns)"
 	@echo "make test-unit       only the unit tests in tests/ and the doctests in minigpt/"
 	@echo "make test-notebooks  only the notebooks, executed by pytest --nbval-lax"
 	@echo "make test-book       only the book build from a clean cache with warnings as errors, then its HTML checks"
@@ -45,8 +47,19 @@ book: install  ## build the book (notebooks run once, then come from the cache)
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: install test-unit test-notebooks test-book  ## everything CI runs
+test: install lint test-unit test-notebooks test-book  ## everything CI runs
 	@echo "make test: all passed"
+
+# One formatter and linter, configured in pyproject.toml ([tool.ruff]).
+LINTED := minigpt tests benchmarks book
+
+lint: install  ## fails on any file that `make format` would change or ruff flags
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
+
+format: install
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 test-unit: install  ## the tests in tests/ and the examples in minigpt's docstrings (doctests)
 	$(BIN)/pytest -m "not built_book" tests minigpt
