@@ -15,15 +15,11 @@ Run: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_generate.py``
 """
 
 import os
-import sys
-from pathlib import Path
 
 import torch
+from harness import compare, row, save
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import compare, row, save  # noqa: E402
-
-from minigpt.model import GPT, GPTConfig  # noqa: E402
+from minigpt.model import GPT, GPTConfig
 
 BLOCK_SIZE = 256
 NEW_TOKENS = 256

@@ -22,14 +22,11 @@ Run: ``python benchmarks/bench_tokenizer.py [--train-chars 200000] [--vocab
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import compare, row, save  # noqa: E402
+from harness import compare, row, save
 
-from minigpt.data import load_text, train_val_split  # noqa: E402
-from minigpt.tokenizer import BPETokenizer, train_bpe  # noqa: E402
+from minigpt.data import load_text, train_val_split
+from minigpt.tokenizer import BPETokenizer, train_bpe
 
 
 def main() -> None:

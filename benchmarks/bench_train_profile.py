@@ -35,19 +35,15 @@ half a minute).
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_train_step import ARCHITECTURES, SIZES, make_step
+from harness import save
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_step import ARCHITECTURES, SIZES, make_step  # noqa: E402
-from harness import save  # noqa: E402
-
-from minigpt.model import GPT, GPTConfig  # noqa: E402
-from minigpt.train import TrainConfig, make_optimizer  # noqa: E402
+from minigpt.model import GPT, GPTConfig
+from minigpt.train import TrainConfig, make_optimizer
 
 CONFIG, BATCH, _ = SIZES["shakespeare-char"]
 # kind of work -> profiler event names whose self CPU time it collects

@@ -42,19 +42,15 @@ GPU's name.
 import argparse
 import math
 import os
-import sys
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import compare, row, save
+from nanogpt_model import NanoGPT
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import compare, row, save  # noqa: E402
-from nanogpt_model import NanoGPT  # noqa: E402
-
-from minigpt.model import GPT, GPTConfig  # noqa: E402
-from minigpt.train import TrainConfig, make_optimizer  # noqa: E402
+from minigpt.model import GPT, GPTConfig
+from minigpt.train import TrainConfig, make_optimizer
 
 # name -> (model config, batch size, repeats)
 SIZES = {

@@ -55,21 +55,18 @@ import fcntl
 import itertools
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from harness import RESULTS_DIR, save
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS_DIR, save  # noqa: E402
-
-import minigpt  # noqa: E402
-from minigpt.data import load_text, train_val_split  # noqa: E402
-from minigpt.model import GPT, GPTConfig  # noqa: E402
-from minigpt.tokenizer import CharTokenizer  # noqa: E402
-from minigpt.train import TrainConfig, train  # noqa: E402
+import minigpt
+from minigpt.data import load_text, train_val_split
+from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import CharTokenizer
+from minigpt.train import TrainConfig, train
 
 NAME = "sweep_nanogpt"
 NANOGPT_END = 1.89

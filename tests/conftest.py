@@ -1,7 +1,17 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files, and the paths and settings they
+need before any test module is imported."""
+
+import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# the benchmark harness and nanoGPT's reference model are tested too
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+# plots render to memory: no window opens, with or without a display
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture(scope="module")

@@ -286,7 +286,10 @@ def test_without_positions_attention_is_permutation_equivariant(form):
     module = fast if form == "fast" else fast_to_teaching(fast)
     x = x_input()
     perm = torch.randperm(7, generator=torch.Generator().manual_seed(0))
-    out = lambda x: module(x) if form == "fast" else module(x)[0]  # noqa: E731
+
+    def out(x):
+        return module(x) if form == "fast" else module(x)[0]
+
     torch.testing.assert_close(out(x[:, perm]), out(x)[:, perm], **TIGHT)
 
 

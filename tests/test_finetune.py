@@ -383,7 +383,10 @@ def test_training_on_examples_resumes_exactly(tmp_path):
     x = torch.randint(20, (40, 16), generator=g)
     y = torch.randint(20, (40, 16), generator=g)
     y[:, :5] = -1  # a prompt whose targets do not count
-    examples = lambda: ExampleSet((x[:30], y[:30]), (x[30:], y[30:]))  # noqa: E731
+
+    def examples():
+        return ExampleSet((x[:30], y[:30]), (x[30:], y[30:]))
+
     config = TrainConfig(
         max_iters=6,
         batch_size=4,

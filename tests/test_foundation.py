@@ -5,21 +5,13 @@ import random
 import subprocess
 import sys
 
+import harness
 import pytest
 import torch
 
 import minigpt
 from minigpt import env
 from minigpt.exercises import Case, check, compare
-
-sys.path.insert(
-    0,
-    str(
-        __import__("pathlib").Path(__file__).resolve().parent.parent
-        / "benchmarks"
-    ),
-)
-import harness  # noqa: E402
 
 
 def test_set_seed_repeats_python_numpy_and_torch():

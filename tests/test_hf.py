@@ -6,11 +6,12 @@ import os
 import pytest
 import torch
 
+# minigpt.hf imports transformers only when a function is called
+from minigpt.hf import CONV1D_SUFFIXES, from_hf, to_hf
+from minigpt.model import GPT, GPTConfig
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
-
-from minigpt.hf import CONV1D_SUFFIXES, from_hf, to_hf  # noqa: E402
-from minigpt.model import GPT, GPTConfig  # noqa: E402
 
 VOCAB = 101
 

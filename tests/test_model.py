@@ -150,7 +150,10 @@ def test_pre_and_post_blocks_follow_their_formulas():
     x = torch.randn(2, 5, 32)
     for norm in ("pre", "post"):
         block = Block(GPTConfig(**{**SMALL, "norm": norm})).eval()
-        attn = lambda h: block.attn(h)  # noqa: E731
+
+        def attn(h):
+            return block.attn(h)
+
         if norm == "pre":
             h = x + attn(block.ln_1(x))
             expected = h + block.mlp(block.ln_2(h))

@@ -1,15 +1,12 @@
 """minigpt.viz: the heatmap draws the given weights on a fixed 0..1 scale;
 smooth is a moving average."""
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from minigpt.viz import show_weights, smooth
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 
 
 def test_show_weights_draws_the_weights_with_token_labels_on_a_fixed_scale():
