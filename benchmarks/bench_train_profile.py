@@ -16,8 +16,9 @@ configurations:
 Two measurements per configuration:
 
 1. ``step_ms``: the median time of a step without the profiler, all five
-   configurations run round-robin (one step of each in turn), so that load on
-   the machine hits them alike;
+   configurations timed in interleaved rounds (one step of each per round,
+   :func:`minigpt.timing.time_interleaved`), so that load on the machine hits
+   them alike;
 2. ``torch.profiler``'s CPU time of each kind of work over ``--steps`` steps
    of each configuration (again in turn, one profiled step at a time), as
    shares of the profiled step: matrix products
@@ -35,7 +36,6 @@ half a minute).
 import argparse
 import os
 import statistics
-import time
 
 import torch
 from bench_train_step import ARCHITECTURES, SIZES, make_step
@@ -43,6 +43,7 @@ from harness import save
 from torch.profiler import ProfilerActivity, profile
 
 from minigpt.model import GPT, GPTConfig
+from minigpt.timing import time_interleaved
 from minigpt.train import TrainConfig, make_optimizer
 
 CONFIG, BATCH, _ = SIZES["shakespeare-char"]
@@ -131,19 +132,10 @@ def configurations() -> dict:
     }
 
 
-def round_robin_medians(steps: dict, warmup: int, repeats: int) -> dict:
-    """Median seconds per call of each function, calling them in turn
-    ``repeats`` times."""
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times = {label: [] for label in steps}
-    for _ in range(repeats):
-        for label, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}
+def median_seconds(steps: dict, warmup: int, repeats: int) -> dict:
+    """Median seconds per call of each step, timed in interleaved rounds."""
+    seconds = time_interleaved(steps, repeats=repeats, warmup=warmup)
+    return {label: statistics.median(t) for label, t in seconds.items()}
 
 
 def profile_once(step) -> dict:
@@ -234,7 +226,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         label: make_step(optimizer, logits_of, x, y, cpu, bf16=False)
         for label, (_, logits_of, optimizer, _, _) in setups.items()
     }
-    medians = round_robin_medians(steps, warmup=3, repeats=args.repeats)
+    medians = median_seconds(steps, warmup=3, repeats=args.repeats)
     shares_of = kind_shares(steps, args.steps)
     rows = []
     for label, shares in shares_of.items():

@@ -1,9 +1,9 @@
-"""Side-by-side timing: two callables, interleaved, after warm-up, in one
-process.
+"""Side-by-side timing of two callables, in one process, for the book.
 
-Every benchmark script in this folder is built on :func:`compare`. Running the
-two contenders alternately (A, B, A, B, ...) means that whatever else the
-machine is doing slows both alike, so the ratio is more trustworthy than
+Every benchmark script in this folder is built on :func:`compare`, which
+times its two contenders with :func:`minigpt.timing.time_interleaved`: after
+warm-up, alternately (A, B, then B, A, ...), so that whatever else the
+machine is doing slows both alike and the ratio is more trustworthy than
 either time alone. Each script prints a table and writes its rows to
 ``benchmarks/results/<name>.json`` for the book's performance appendix.
 """
@@ -16,13 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from minigpt.timing import time_interleaved
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
 class Comparison:
-    """Median seconds per call of ``a`` and ``b``; ``ratio`` = b / a (> 1: a
-    is faster)."""
+    """Median seconds per call of ``a`` and ``b``.
+
+    ``ratio`` = b / a: above 1, ``a`` is the faster.
+    """
 
     name: str
     a_name: str
@@ -52,34 +56,19 @@ def compare(
     warmup: int = 3,
     repeats: int = 20,
 ) -> Comparison:
-    """Time ``a()`` and ``b()`` alternately ``repeats`` times after ``warmup``
-    calls each."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(
-            f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, "
-            f"warmup={warmup}"
-        )
-    for _ in range(warmup):
-        a()
-        b()
-    times_a, times_b = [], []
-    for i in range(repeats):
-        # alternate which goes first, so neither always runs on a warm cache
-        order = (
-            [(a, times_a), (b, times_b)]
-            if i % 2 == 0
-            else [(b, times_b), (a, times_a)]
-        )
-        for fn, times in order:
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+    """Time ``a()`` and ``b()`` in ``repeats`` interleaved rounds; print it.
+
+    Each is called ``warmup`` times first, untimed.
+    """
+    seconds = time_interleaved(
+        {"a": a, "b": b}, repeats=repeats, warmup=warmup
+    )
     result = Comparison(
         name,
         a_name,
         b_name,
-        statistics.median(times_a),
-        statistics.median(times_b),
+        statistics.median(seconds["a"]),
+        statistics.median(seconds["b"]),
         repeats,
     )
     print(result.line(), flush=True)
@@ -87,8 +76,10 @@ def compare(
 
 
 def save(script: str, rows: list[dict]) -> Path:
-    """Write ``rows`` (plus the machine they were measured on) to
-    results/<script>.json atomically."""
+    """Write ``rows`` to results/<script>.json, atomically.
+
+    The machine they were measured on is recorded with them.
+    """
     import platform
 
     import torch
@@ -114,6 +105,5 @@ def save(script: str, rows: list[dict]) -> Path:
 
 
 def row(comparison: Comparison, **extra) -> dict:
-    """A JSON-ready dict of one comparison, with its ratio and any extra
-    fields."""
+    """A JSON-ready dict of one comparison, its ratio and ``extra``."""
     return {**asdict(comparison), "ratio": comparison.ratio, **extra}

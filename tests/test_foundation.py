@@ -169,8 +169,26 @@ def test_harness_interleaves_and_computes_the_ratio(tmp_path, monkeypatch):
 
 
 def test_harness_rejects_bad_repeats():
-    with pytest.raises(ValueError, match="repeats must be >= 1"):
+    with pytest.raises(
+        ValueError, match="repeats must be a positive int, got 0"
+    ):
         harness.compare("x", lambda: None, lambda: None, repeats=0)
+
+
+def test_harness_takes_its_times_from_time_interleaved(monkeypatch):
+    def fake(fns, *, repeats, warmup):
+        assert (repeats, warmup) == (3, 2) and list(fns) == ["a", "b"]
+        return {"a": [1.0, 9.0, 2.0], "b": [4.0, 6.0, 5.0]}
+
+    monkeypatch.setattr(harness, "time_interleaved", fake)
+    result = harness.compare(
+        "x", lambda: None, lambda: None, warmup=2, repeats=3
+    )
+    assert (result.a_median_s, result.b_median_s, result.ratio) == (
+        2.0,
+        5.0,
+        2.5,
+    )
 
 
 def test_nanogpt_reference_computes_what_minigpt_does_in_nanogpt_layout():
