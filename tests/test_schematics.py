@@ -166,3 +166,64 @@ def test_every_figure_is_referred_to_from_the_prose():
             f"{page}: figure {name} ({path}) is never referred to with "
             "{numref}; say in the text what to look at"
         )
+
+
+# bpe-merges.svg replays the merges that the language-models chapter's
+# from-scratch tokenizer learns; this is the walk it draws: (merge number or
+# None for the start, the tokens after it).
+BPE_WALK = [
+    (None, [" ", "C", "i", "t", "i", "z", "e", "n"]),
+    (14, [" ", "C", "it", "i", "z", "e", "n"]),
+    (22, [" ", "C", "it", "i", "z", "en"]),
+    (84, [" C", "it", "i", "z", "en"]),
+    (109, [" C", "iti", "z", "en"]),
+    (135, [" C", "iti", "zen"]),
+    (141, [" C", "itizen"]),
+    (198, [" Citizen"]),
+]
+
+
+def test_bpe_figure_shows_the_merges_the_tokenizer_learns():
+    import regex
+
+    from minigpt.data import load_text
+    from minigpt.tokenizer import BPETokenizer, merge
+
+    # as in book/language_models.ipynb
+    text = load_text("tinyshakespeare")[:100_000]
+    tok = BPETokenizer.train(text, vocab_size=256 + 256)
+    ids = [tok.byte_to_id[b] for b in " Citizen".encode()]
+    walk = [(None, [tok.vocab[i].decode() for i in ids])]
+    while len(ids) >= 2:  # BPETokenizer._encode_chunk, one merge per row
+        pair = min(
+            zip(ids, ids[1:]),
+            key=lambda p: tok.ranks.get(p, len(tok.ranks)),
+        )
+        if pair not in tok.merges:
+            break
+        ids = merge(ids, pair, tok.merges[pair])
+        walk.append(
+            (tok.ranks[pair] + 1, [tok.vocab[i].decode() for i in ids])
+        )
+    assert walk == BPE_WALK, "the BPE merges changed: redraw bpe-merges.svg"
+    assert [t.decode() for t in tok.tokens(" citizens")] == [
+        " c",
+        "itizen",
+        "s",
+    ]
+    words = regex.findall(r" ?\p{L}+", text)
+    assert (words.count(" Citizen"), words.count(" citizens")) == (64, 5)
+
+    drawn = " ".join(
+        "".join(t.itertext())
+        for t in ET.parse(FIGURES / "bpe-merges.svg").iter(f"{SVG_NS}text")
+    )
+    for (_, before), (rank, after) in zip(BPE_WALK, BPE_WALK[1:]):
+        a, b = next(
+            (x, y)
+            for x, y in zip(before, before[1:])
+            if x + y in after and x + y not in before
+        )
+        label = f"merge {rank}: {a} + {b} → {a + b}".replace(" ", "␣")
+        assert label in drawn.replace(" ", "␣"), f"{label!r} is not drawn"
+    assert "occurs 64 times" in drawn and "5 times" in drawn
