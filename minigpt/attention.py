@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minigpt.common import check_positive_int
+
 __all__ = [
     "causal_mask",
     "scaled_dot_product_attention",
@@ -51,10 +53,9 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
             [1, 1, 0],
             [1, 1, 1]], dtype=torch.int32)
     """
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(
-            f"causal_mask needs a sequence length T >= 1 (an int), got {T!r}"
-        )
+    check_positive_int(
+        "T", T, "; causal_mask(T) needs the sequence length, e.g. x.size(1)"
+    )
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
@@ -127,9 +128,8 @@ def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
 
 
 def _check_heads(n_embd: int, n_head: int) -> None:
-    for name, value in (("n_embd", n_embd), ("n_head", n_head)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_int("n_embd", n_embd)
+    check_positive_int("n_head", n_head)
     if n_embd % n_head:
         divisors = [h for h in range(1, n_embd + 1) if n_embd % h == 0]
         raise ValueError(
@@ -187,14 +187,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         d_v = d_k if d_v is None else d_v
         for name, value in (("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r}"
-                )
+            check_positive_int(name, value)
         self.d_model, self.d_k, self.d_v = d_model, d_k, d_v
         self.W_Q = nn.Linear(d_model, d_k, bias=bias)
         self.W_K = nn.Linear(d_model, d_k, bias=bias)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from minigpt.common import check_positive_int
+
 __all__ = [
     "Corpus",
     "SHIPPED",
@@ -219,10 +221,7 @@ def _check_tokens(data, block_size: int) -> None:
             f"data must be a 1-D LongTensor of token ids, got {got}: "
             "use torch.tensor(ids, dtype=torch.long)"
         )
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(
-            f"block_size must be a positive int, got {block_size!r}"
-        )
+    check_positive_int("block_size", block_size)
     if len(data) <= block_size:
         raise ValueError(
             f"data has {len(data)} tokens, too few for "
@@ -251,10 +250,7 @@ def get_batch(
     True
     """
     _check_tokens(data, block_size)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be a positive int, got {batch_size!r}"
-        )
+    check_positive_int("batch_size", batch_size)
     # the first position of each window: (B,)
     starts = torch.randint(
         len(data) - block_size, (batch_size,), generator=generator

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minigpt.attention import KVCache, MultiHeadAttention
+from minigpt.common import check_positive_int
 from minigpt.sampling import check_settings, sample_next
 
 __all__ = [
@@ -78,15 +79,7 @@ class GPTConfig:
             "n_head",
             "n_embd",
         ):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"GPTConfig.{name} must be a positive int, got {value!r}"
-                )
+            check_positive_int(f"GPTConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"GPTConfig.n_embd={self.n_embd} must be divisible by "

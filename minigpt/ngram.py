@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from minigpt.common import check_positive_int
+
 
 def add_k(counts: torch.Tensor, k: float) -> torch.Tensor:
     """Add-k smoothing: counts of each continuation -> probabilities.
@@ -65,19 +67,8 @@ class NGramModel:
     """
 
     def __init__(self, n: int, vocab_size: int, k: float = 1.0):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(
-                "n must be an int >= 1 (1 = unigram, 2 = bigram, ...), got "
-                f"{n!r}"
-            )
-        if (
-            isinstance(vocab_size, bool)
-            or not isinstance(vocab_size, int)
-            or vocab_size < 1
-        ):
-            raise ValueError(
-                f"vocab_size must be a positive int, got {vocab_size!r}"
-            )
+        check_positive_int("n", n, " (1 = unigram, 2 = bigram, ...)")
+        check_positive_int("vocab_size", vocab_size)
         if not (isinstance(k, (int, float)) and k >= 0 and math.isfinite(k)):
             raise ValueError(
                 "k must be a finite number >= 0 (0 = maximum likelihood, 1 "

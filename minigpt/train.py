@@ -42,6 +42,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from minigpt.common import check_positive_int
 from minigpt.data import get_batch
 from minigpt.model import eval_mode
 
@@ -93,21 +94,14 @@ class TrainConfig:
             "grad_accum_steps",
             "eval_batch_size",
         ):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                fix = (
-                    " (zero iterations would train nothing)"
-                    if name == "max_iters"
-                    else ""
-                )
-                raise ValueError(
-                    f"TrainConfig.{name} must be a positive int, got "
-                    f"{value!r}{fix}"
-                )
+            fix = (
+                " (zero iterations would train nothing)"
+                if name == "max_iters"
+                else ""
+            )
+            check_positive_int(
+                f"TrainConfig.{name}", getattr(self, name), fix
+            )
         for name in (
             "warmup_iters",
             "eval_interval",
@@ -123,14 +117,14 @@ class TrainConfig:
                 raise ValueError(
                     f"TrainConfig.{name} must be an int >= 0, got {value!r}"
                 )
-        for name in ("block_size", "lr_decay_iters"):
+        for name, default in (
+            ("block_size", "the model's block_size"),
+            ("lr_decay_iters", "max_iters"),
+        ):
             value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(
-                    f"TrainConfig.{name} must be a positive int or None, got "
-                    f"{value!r}"
+            if value is not None:
+                check_positive_int(
+                    f"TrainConfig.{name}", value, f"; or None for {default}"
                 )
         if not self.learning_rate > 0:
             raise ValueError(
@@ -259,11 +253,8 @@ def evaluate(
         raise ValueError(
             f"evaluate needs a 1-D tensor of at least 2 token ids, got {got}"
         )
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(
-            f"block_size and batch_size must be >= 1, got {block_size} and "
-            f"{batch_size}"
-        )
+    check_positive_int("block_size", block_size)
+    check_positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
     n_full = (ids.numel() - 1) // block_size
     inputs = ids[: n_full * block_size].view(n_full, block_size)

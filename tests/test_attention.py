@@ -64,7 +64,11 @@ def test_causal_mask_is_lower_triangular():
 
 @pytest.mark.parametrize("T", [0, -1, 2.0, True])
 def test_causal_mask_rejects_bad_length(T):
-    with pytest.raises(ValueError, match=f"T >= 1.*got {T!r}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"T must be a positive int, got {T!r}; "
+        r"causal_mask\(T\) needs the sequence length",
+    ):
         causal_mask(T)
 
 
@@ -291,6 +295,33 @@ def test_without_positions_attention_is_permutation_equivariant(form):
         return module(x) if form == "fast" else module(x)[0]
 
     torch.testing.assert_close(out(x[:, perm]), out(x)[:, perm], **TIGHT)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [MultiHeadAttention, TeachingMultiHeadAttention],
+    ids=["fast", "teaching"],
+)
+@pytest.mark.parametrize(
+    "n_embd, n_head, name, bad",
+    [(0, 2, "n_embd", 0), (8, 0, "n_head", 0), (8, True, "n_head", True)],
+)
+def test_multihead_rejects_sizes_that_are_not_positive_ints(
+    make, n_embd, n_head, name, bad
+):
+    with pytest.raises(
+        ValueError, match=f"{name} must be a positive int, got {bad!r}"
+    ):
+        make(n_embd, n_head)
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [((0, 4), "d_model"), ((8, 4, -1), "d_v"), ((8, 2.0), "d_k")],
+)
+def test_self_attention_rejects_sizes_that_are_not_positive_ints(args, name):
+    with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+        SelfAttention(*args)
 
 
 def test_multihead_rejects_bad_input():

@@ -220,15 +220,16 @@ def test_get_batch_bad_data(bad, match):
         data.get_batch(bad, block_size=4, batch_size=2)
 
 
-def test_get_batch_bad_sizes():
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_get_batch_bad_sizes(bad):
     with pytest.raises(
-        ValueError, match="block_size must be a positive int, got 0"
+        ValueError, match=f"block_size must be a positive int, got {bad!r}"
     ):
-        data.get_batch(torch.arange(10), 0, 2)
+        data.get_batch(torch.arange(10), bad, 2)
     with pytest.raises(
-        ValueError, match="batch_size must be a positive int, got 0"
+        ValueError, match=f"batch_size must be a positive int, got {bad!r}"
     ):
-        data.get_batch(torch.arange(10), 2, 0)
+        data.get_batch(torch.arange(10), 2, bad)
 
 
 def test_token_dataset_windows_and_dataloader():

@@ -152,7 +152,11 @@ def test_sampling_frequencies_match_probs():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n=0, vocab_size=5), "n must be an int >= 1"),
+        (
+            dict(n=0, vocab_size=5),
+            r"n must be a positive int, got 0 \(1 = unigram, 2 = bigram",
+        ),
+        (dict(n=True, vocab_size=5), "n must be a positive int, got True"),
         (dict(n=2, vocab_size=0), "vocab_size must be a positive int"),
         (dict(n=2, vocab_size=5, k=-1), "k must be a finite number >= 0"),
         (dict(n=5, vocab_size=50_257), "does not fit in 64-bit"),

@@ -68,7 +68,20 @@ def toy_data(n=400, vocab_size=16):
         (dict(min_lr=1.0), r"min_lr must lie in \[0, learning_rate"),
         (dict(beta2=1.0), r"beta2 must lie in \[0, 1\)"),
         (dict(warmup_iters=-1), "warmup_iters must be an int >= 0"),
-        (dict(block_size=0), "block_size must be a positive int or None"),
+        (
+            dict(block_size=0),
+            "block_size must be a positive int, got 0; "
+            "or None for the model's block_size",
+        ),
+        (
+            dict(block_size=True),
+            "block_size must be a positive int, got True",
+        ),
+        (
+            dict(lr_decay_iters=0),
+            "lr_decay_iters must be a positive int, got 0; "
+            "or None for max_iters",
+        ),
     ],
 )
 def test_config_rejects_values_that_cannot_work(kwargs, match):
@@ -293,6 +306,19 @@ def test_evaluate_is_deterministic_and_restores_training_mode():
     assert model.training
     with pytest.raises(ValueError, match="at least 2 token ids"):
         evaluate(model, ids[:1], 8)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 8.0, True])
+def test_evaluate_rejects_sizes_that_are_not_positive_ints(bad):
+    model, ids = tiny_model(), toy_data()[1]
+    with pytest.raises(
+        ValueError, match=f"block_size must be a positive int, got {bad!r}"
+    ):
+        evaluate(model, ids, bad)
+    with pytest.raises(
+        ValueError, match=f"batch_size must be a positive int, got {bad!r}"
+    ):
+        evaluate(model, ids, 8, bad)
 
 
 def test_evaluate_restores_training_mode_when_the_model_raises():
