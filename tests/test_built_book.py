@@ -154,3 +154,23 @@ def test_no_script_is_loaded_from_outside_the_book(page):
             f"{page_id(page)}: loads {src}: a reader offline gets a broken "
             "page (bundle it instead)"
         )
+
+
+# The widest code line the column shows whole at 1280 px: the line length of
+# `make format` (pyproject.toml's [tool.ruff]).
+CODE_WIDTH = 78
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_code_lines_fit_the_column(page):
+    too_long = [
+        line
+        for cell in main_text(page).select("div.cell_input pre")
+        for line in cell.get_text().splitlines()
+        if len(line) > CODE_WIDTH
+    ]
+    assert not too_long, (
+        f"{page_id(page)}: {len(too_long)} code lines are longer than "
+        f"{CODE_WIDTH} characters and are cut at the column, e.g. "
+        f"{too_long[0]!r}: run make format"
+    )

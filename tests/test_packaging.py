@@ -2,6 +2,8 @@
 and data loads from it."""
 
 import hashlib
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -114,3 +116,45 @@ def test_the_corpus_loads_from_the_wheel_with_its_checksum(wheel):
         )
         == "1115394"
     )
+
+
+def pins(lines) -> dict[str, str]:
+    """{name: version} of the ``name==version`` lines (comments dropped)."""
+    found = {}
+    for line in lines:
+        requirement = line.split("#")[0].strip()
+        if "==" in requirement:
+            name, version = requirement.split("==")
+            found[name.strip().lower().replace("_", "-")] = version.strip()
+    return found
+
+
+# the top-level module of an import statement at the start of a line
+IMPORT = re.compile(r"^\s*(?:import|from) ([A-Za-z_]+)", re.MULTILINE)
+
+
+def test_the_book_extra_pins_what_the_notebooks_import_as_requirements():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = pins(project["project"]["optional-dependencies"]["book"])
+    required = pins((ROOT / "requirements.txt").read_text().splitlines())
+    # the same version as requirements.txt, for every library of the extra
+    assert {name: required.get(name) for name in extra} == extra
+    # and every library a notebook imports is in it: torch is the platform's
+    # own on Colab or Binder, IPython runs the notebook, minigpt is what is
+    # installed, and benchmarks/harness.py exists only in a clone (the
+    # Performance appendix says so)
+    module_to_package = {"rouge_score": "rouge-score", "myst_nb": "myst-nb"}
+    imported = set()
+    for notebook in (ROOT / "book").glob("*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                imported |= set(IMPORT.findall(source))
+    third_party = {
+        module_to_package.get(name, name)
+        for name in imported
+        if name not in sys.stdlib_module_names
+        and name not in ("torch", "IPython", "minigpt", "harness")
+    }
+    assert third_party <= set(extra), third_party - set(extra)
