@@ -29,9 +29,10 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``, moved onto it on success.
 
     Write a file or create a folder at the yielded path. On success it
-    replaces ``path`` (an existing folder there is moved aside first and
-    deleted only afterwards); on an exception it is deleted and ``path`` is
-    untouched. The parent folder is created.
+    replaces ``path`` (an existing folder there is moved aside first, put
+    back if the move into place fails, and deleted only afterwards); on an
+    exception it is deleted and ``path`` is untouched. The parent folder is
+    created.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "result.txt"
@@ -50,7 +51,11 @@ def atomic_path(path):
         if tmp.is_dir() and path.is_dir():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # the previous folder goes back
+                raise
             _remove(old)
         else:
             os.replace(tmp, path)

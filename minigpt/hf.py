@@ -33,13 +33,11 @@ True
 True
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from minigpt.common import seeded_rng
+from minigpt.common import atomic_path, seeded_rng
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import EOT, HFBPETokenizer
 
@@ -289,9 +287,13 @@ def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
             read by AutoTokenizer.from_pretrained(path)
 
     ``pipeline("text-generation", model=path)`` then works too. The
-    end-of-text id of the model config is the tokenizer's ``eot_id``. Files
-    are written to a temporary folder and each is moved into ``path`` with
-    ``os.replace``, so a crash never leaves half a file.
+    end-of-text id of the model config is the tokenizer's ``eot_id``.
+
+    The folder is written beside ``path`` under a temporary name and then
+    moved into place (:func:`minigpt.common.atomic_path`), so a crash
+    mid-save leaves the previous folder intact rather than half a new one. An
+    existing folder is replaced only when it holds nothing but files that
+    this save writes too; other files there are never deleted.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -311,17 +313,26 @@ def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:
     hf_model = to_hf(gpt, eot_id=tokenizer.eot_id)
     # GPT-2 has no padding token; pad with end-of-text
     hf_model.generation_config.pad_token_id = tokenizer.eot_id
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(
-        prefix=f".{path.name}.tmp-", dir=path.parent
-    ) as tmp:
+    with atomic_path(path) as tmp:
         hf_model.save_pretrained(tmp)  # safetensors weights, never a pickle
         to_hf_tokenizer(tokenizer, gpt.config.block_size).save_pretrained(tmp)
-        path.mkdir(exist_ok=True)
-        # file by file: other files in ``path`` stay
-        for file in sorted(Path(tmp).iterdir()):
-            os.replace(file, path / file.name)
+        _check_replaceable(path, tmp)
     return path
+
+
+def _check_replaceable(path: Path, new: Path) -> None:
+    """Refuse to replace a folder ``path`` holding files ``new`` lacks."""
+    if not path.is_dir():
+        return
+    others = sorted(
+        {p.name for p in path.iterdir()} - {p.name for p in new.iterdir()}
+    )
+    if others:
+        raise FileExistsError(
+            f"{path} holds files save_pretrained does not write "
+            f"({', '.join(others)}); replacing the folder would delete them: "
+            "move them out or choose a new folder"
+        )
 
 
 def load_pretrained(path) -> tuple[GPT, HFBPETokenizer]:

@@ -1,5 +1,7 @@
-"""minigpt.common: atomic writes, the positive-int check and the private
-random state."""
+"""minigpt.common: atomic writes, the positive-int check, a private RNG."""
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +10,7 @@ from minigpt.common import atomic_path, check_positive_int, seeded_rng
 
 
 def leftovers(folder):
-    """Names in ``folder`` other than the destination's: temporary files or
-    folders left behind."""
+    """Hidden names in ``folder``: temporary files or folders left behind."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
@@ -52,6 +53,30 @@ def test_atomic_path_swaps_a_whole_folder(tmp_path):
         sorted(p.name for p in target.iterdir()) == ["weights"]
         and leftovers(tmp_path) == []
     )
+
+
+def test_atomic_path_puts_the_old_folder_back_when_the_swap_fails(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "checkpoint"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    real_replace, calls = os.replace, []
+
+    def fail_second(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # after the old folder moved aside
+            raise OSError("no space left")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    with pytest.raises(OSError, match="no space left"):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text("new")
+    assert calls[1][1] == "checkpoint"  # it failed moving the new one in
+    assert (target / "weights").read_text() == "old"
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("good", [1, 7, 10**9])

@@ -2,6 +2,8 @@
 as HF's GPT-2."""
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -425,17 +427,105 @@ def test_load_pretrained_round_trip_is_exact(saved):
     assert tokenizer_back.decode(tokenizer.encode(UNSEEN)) == UNSEEN
 
 
-def test_save_pretrained_overwrites_its_own_files_and_keeps_others(
+def folder_bytes(folder):
+    """{file name: bytes} of every file in ``folder``."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def siblings(folder):
+    """Other names beside ``folder``: temporary folders left behind."""
+    return sorted(p.name for p in folder.parent.iterdir() if p != folder)
+
+
+def test_save_pretrained_replaces_a_folder_it_wrote(saved, tmp_path):
+    from minigpt.hf import load_pretrained, save_pretrained
+
+    gpt, tokenizer, _ = saved
+    folder = save_pretrained(gpt, tokenizer, tmp_path / "gpt")
+    other = GPT(gpt.config).eval()  # new random weights
+    save_pretrained(other, tokenizer, folder)
+    back, _ = load_pretrained(folder)
+    assert torch.equal(back.lm_head.weight, other.lm_head.weight)
+    assert siblings(folder) == []
+
+
+def test_save_pretrained_refuses_to_replace_a_folder_with_other_files(
     saved, tmp_path
 ):
     from minigpt.hf import save_pretrained
 
     gpt, tokenizer, _ = saved
-    (tmp_path / "README.md").write_text("my notes")
-    (tmp_path / "config.json").write_text("stale")
-    save_pretrained(gpt, tokenizer, tmp_path)
-    assert (tmp_path / "README.md").read_text() == "my notes"
-    assert transformers.AutoConfig.from_pretrained(tmp_path).n_layer == 2
+    folder = tmp_path / "gpt"
+    folder.mkdir()
+    (folder / "README.md").write_text("my notes")
+    (folder / "config.json").write_text("stale")
+    before = folder_bytes(folder)
+    with pytest.raises(
+        FileExistsError,
+        match=r"holds files save_pretrained does not write \(README\.md\); "
+        "replacing the folder would delete them: move them out or choose a "
+        "new folder",
+    ):
+        save_pretrained(gpt, tokenizer, folder)
+    assert folder_bytes(folder) == before
+    assert siblings(folder) == []
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["replace", "new"])
+def test_an_interrupted_save_pretrained_leaves_no_half_written_folder(
+    saved, tmp_path, monkeypatch, existing
+):
+    from minigpt.hf import save_pretrained
+
+    gpt, tokenizer, _ = saved
+    folder = tmp_path / "gpt"
+    if existing:
+        save_pretrained(gpt, tokenizer, folder)
+    before = folder_bytes(folder) if existing else None
+    written = []
+
+    def disk_full(self, save_directory, *args, **kwargs):
+        written.extend(sorted(p.name for p in Path(save_directory).iterdir()))
+        raise OSError("disk full")
+
+    # the tokenizer is written after the model: fail between the two
+    monkeypatch.setattr(
+        transformers.GPT2TokenizerFast, "save_pretrained", disk_full
+    )
+    other = GPT(gpt.config).eval()
+    with pytest.raises(OSError, match="disk full"):
+        save_pretrained(other, tokenizer, folder)
+    assert "model.safetensors" in written  # it did fail midway
+    if existing:
+        assert folder_bytes(folder) == before
+    else:
+        assert not folder.exists()
+    assert siblings(folder) == []
+
+
+def test_save_pretrained_keeps_the_old_folder_when_moving_in_fails(
+    saved, tmp_path, monkeypatch
+):
+    from minigpt.hf import save_pretrained
+
+    gpt, tokenizer, _ = saved
+    folder = save_pretrained(gpt, tokenizer, tmp_path / "gpt")
+    before = folder_bytes(folder)
+    real_replace, calls = os.replace, []
+
+    def fail_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # whatever the second move is, it fails
+            raise OSError("no space left")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    # another size, so that every file differs, config.json included
+    smaller = GPT(replace(gpt.config, n_layer=1)).eval()
+    with pytest.raises(OSError, match="no space left"):
+        save_pretrained(smaller, tokenizer, folder)
+    assert folder_bytes(folder) == before
+    assert siblings(folder) == []
 
 
 def test_save_and_load_pretrained_reject_bad_input(saved, tmp_path):
