@@ -12,6 +12,11 @@ Each command lives in its own module; this file only dispatches.
 import argparse
 import sys
 
+__all__ = [
+    "build_parser",
+    "main",
+]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

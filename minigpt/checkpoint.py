@@ -29,6 +29,14 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from minigpt.common import atomic_path, seeded_rng
 from minigpt.model import GPT, GPTConfig
 
+__all__ = [
+    "CheckpointError",
+    "save",
+    "load",
+    "load_into",
+    "read_config",
+]
+
 FORMAT = "minigpt-checkpoint"
 VERSION = 1
 CONFIG = "config.json"

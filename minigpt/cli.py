@@ -25,6 +25,16 @@ from minigpt.train import TrainConfig
 from minigpt.zoo import PRESETS as ZOO_PRESETS
 from minigpt.zoo import Preset
 
+__all__ = [
+    "PRESETS",
+    "add_train_arguments",
+    "add_sample_arguments",
+    "chosen_preset",
+    "run_train",
+    "run_sample",
+]
+
+#: The zoo's presets, and ``tiny``: a model that trains in seconds.
 PRESETS = {
     **ZOO_PRESETS,
     "tiny": Preset(

@@ -31,18 +31,22 @@ import torch
 from minigpt.common import check_positive_int
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "Corpus",
     "SHIPPED",
     "NAMES",
     "CorpusError",
     "cache_dir",
     "corpus_file",
+    "verified",
+    "pydocs_text",
     "load_text",
     "train_val_split",
     "get_batch",
     "TokenDataset",
 ]
 
+#: The environment variable that, when set, names the cache folder.
 CACHE_DIR_ENV = "MINIGPT_CACHE_DIR"
 
 

@@ -15,6 +15,13 @@ import torch
 from minigpt import __version__, default_device
 from minigpt.data import CorpusError, cache_dir, corpus_file, load_text
 
+__all__ = [
+    "check_package",
+    "corpus_line",
+    "report",
+    "main",
+]
+
 # (package, minimum version known to work, why the book needs it)
 PACKAGES = [
     ("torch", "2.1", "the model and training"),

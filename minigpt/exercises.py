@@ -20,6 +20,23 @@ from typing import Any, Callable
 
 import torch
 
+__all__ = [
+    "Case",
+    "Report",
+    "compare",
+    "check",
+    "check_attention",
+    "check_add_k_smoothing",
+    "check_merge",
+    "check_param_count",
+    "check_block",
+    "check_lr_schedule",
+    "check_previous_token_score",
+    "check_chinese_numeral",
+    "check_last_positions",
+    "check_sequence_logprob",
+]
+
 
 @dataclass
 class Case:

@@ -42,15 +42,16 @@ from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import EOT, HFBPETokenizer
 
 __all__ = [
+    "CONV1D_SUFFIXES",
+    "config_from_hf",
     "from_hf",
     "to_hf",
     "to_hf_tokenizer",
     "save_pretrained",
     "load_pretrained",
-    "CONV1D_SUFFIXES",
 ]
 
-# stored by HF as Conv1D (in, out), by minigpt as nn.Linear (out, in)
+#: The weights HF stores as Conv1D (in, out), minigpt as nn.Linear (out, in).
 CONV1D_SUFFIXES = (
     "attn.c_attn.weight",
     "attn.c_proj.weight",
@@ -115,7 +116,7 @@ def _check_hf_config(hf_config) -> None:
 
 
 def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
-    """The :class:`GPTConfig` of a ``transformers.GPT2Config``.
+    """The :class:`~minigpt.model.GPTConfig` of a ``transformers.GPT2Config``.
 
     ``dropout`` is the caller's choice.
     """

@@ -23,6 +23,13 @@ import torch
 
 from minigpt.common import check_positive_int
 
+__all__ = [
+    "add_k",
+    "nats_to_bits",
+    "perplexity",
+    "NGramModel",
+]
+
 
 def add_k(counts: torch.Tensor, k: float) -> torch.Tensor:
     """Add-k smoothing: counts of each continuation -> probabilities.

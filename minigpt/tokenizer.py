@@ -30,10 +30,25 @@ import torch
 
 from minigpt.common import atomic_path
 
+__all__ = [
+    "EOT",
+    "GPT2_PATTERN",
+    "CharTokenizer",
+    "gpt2_byte_order",
+    "gpt2_byte_to_char",
+    "get_pairs",
+    "merge",
+    "BPETokenizer",
+    "HFBPETokenizer",
+    "train_bpe",
+    "load_tokenizer",
+]
+
+#: GPT-2's end-of-text token, which separates documents.
 EOT = "<|endoftext|>"
-# GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs,
-# whitespace. A merge never crosses a chunk boundary, so " the" and "the."
-# stay separate tokens.
+#: GPT-2's pre-tokenization: contractions, words, numbers, punctuation runs,
+#: whitespace. A merge never crosses a chunk boundary, so " the" and "the."
+#: stay separate tokens.
 GPT2_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+"""
     r"""|\s+(?!\S)|\s+"""

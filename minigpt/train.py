@@ -48,6 +48,19 @@ from minigpt.model import eval_mode
 
 Callback = Callable[[int, nn.Module, dict], "bool | None"]
 
+__all__ = [
+    "TrainConfig",
+    "lr_at",
+    "make_optimizer",
+    "evaluate",
+    "BatchSource",
+    "TokenStream",
+    "resolve_device",
+    "data_fingerprint",
+    "train_state",
+    "train",
+]
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 

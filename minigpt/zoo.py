@@ -57,7 +57,17 @@ from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer, train_bpe
 from minigpt.train import TrainConfig, train
 
-__all__ = ["Preset", "PRESETS", "pretrained", "cache_key", "model_dir"]
+__all__ = [
+    "SOURCE_FILES",
+    "Preset",
+    "PRESETS",
+    "code_digest",
+    "source_hash",
+    "cache_key",
+    "model_dir",
+    "pretrained",
+    "build_tokenizer",
+]
 
 TOKENIZERS = ("char", "bpe")
 # Settings the zoo fixes itself: CPU in float32 so every machine trains the
@@ -69,8 +79,8 @@ ZOO_TRAIN_SETTINGS = {
     "checkpoint_interval": 0,
     "compile": False,
 }
-# The files whose code decides what a trained model is; editing any of them
-# retrains.
+#: The files whose code decides what a trained model is; editing any of them
+#: retrains.
 SOURCE_FILES = (
     "attention.py",
     "common.py",
