@@ -54,6 +54,7 @@ import torch
 from minigpt import checkpoint, data
 from minigpt.common import seeded_rng
 from minigpt.model import GPT, GPTConfig
+from minigpt.scaling import training_flops
 from minigpt.tokenizer import CharTokenizer, train_bpe
 from minigpt.train import TrainConfig, train
 
@@ -66,6 +67,7 @@ __all__ = [
     "cache_key",
     "model_dir",
     "pretrained",
+    "training_speed",
     "build_tokenizer",
 ]
 
@@ -343,6 +345,28 @@ def pretrained(name, retrain: bool = False, progress: bool = True):
             },
         )
     return model.eval(), tokenizer, history
+
+
+def training_speed(name) -> float:
+    """FLOP/s the zoo model ``name`` achieved while it trained here.
+
+    The training FLOPs 6 N D (:func:`minigpt.scaling.training_flops`, N the
+    parameters without the embeddings, D the tokens of every optimizer step)
+    over the wall time of the run, ``history["train_seconds"]``. The
+    pre-training chapter derives it step by step and the FAQ reuses it, so
+    the two pages show one measurement of this CPU.
+    """
+    preset = _preset(name)
+    model, _, history = pretrained(preset, progress=False)
+    config = preset.train_config()
+    tokens = (
+        config.max_iters
+        * config.batch_size
+        * config.grad_accum_steps
+        * model.config.block_size
+    )
+    flops = training_flops(model.num_params(non_embedding=True), tokens)
+    return flops / history["train_seconds"]
 
 
 def _load(path: Path, key: str):

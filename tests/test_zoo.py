@@ -319,3 +319,16 @@ def test_chapter_checkers_accept_the_reference_and_reject_wrong_answers():
     assert not check_previous_token_score(
         lambda w: w.mean(dim=(0, 2, 3)), verbose=False
     )
+
+
+def test_training_speed_is_6nd_over_the_recorded_training_time(cache):
+    model, _, history = zoo.pretrained(TINY, progress=False)
+    embeddings = model.transformer.wte, model.transformer.wpe
+    # by hand: N without the embeddings (lm_head is tied to wte, and
+    # parameters() yields a tied weight once); D = 12 steps x 4 x 16 tokens
+    n = sum(p.numel() for p in model.parameters()) - sum(
+        e.weight.numel() for e in embeddings
+    )
+    expected = 6 * n * (12 * 4 * 16) / history["train_seconds"]
+    assert zoo.training_speed(TINY) == pytest.approx(expected, rel=1e-12)
+    assert cache == ["test-tiny"]  # measured once, when it trained
