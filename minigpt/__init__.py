@@ -21,8 +21,8 @@ One module per concept (see the book's chapter map):
   scale
 - ``minigpt.exercises``   checks a reader's own functions against reference
   cases
-- ``minigpt.viz``         the book's plot helpers: weight heatmaps, smoothed
-  curves
+- ``minigpt.viz``         the book's plot helpers: the figure style, weight
+  heatmaps, smoothed curves
 - ``minigpt.common``      mechanics the modules share: atomic writes, argument
   checks, a private RNG
 - ``minigpt.cli``, ``minigpt.env``, ``minigpt.__main__``   ``python -m minigpt
