@@ -19,13 +19,14 @@ __all__ = [
     "smooth",
 ]
 
-# The HTML book's text column at a 1280 px wide window is about 690 px; at
-# 100 dots per inch, 6.8 in is 680 px: a figure this wide is shown at its
-# natural size, never shrunk.
+#: The width of the book's text column in inches at 100 dpi: about 690 px
+#: at a 1280 px wide window, so a figure 6.8 in (680 px) wide is shown at
+#: its natural size, never shrunk.
 COLUMN_INCHES = 6.8
 
-# 1 pt = 1/72 in, so at 100 dpi 1 pt = 100/72 = 1.39 px: 10 pt text is 13.9
-# px tall, 9 pt tick labels and legends 12.5 px.
+#: The matplotlib settings :func:`use_book_style` applies. 1 pt = 1/72 in,
+#: so at 100 dpi 1 pt = 100/72 = 1.39 px: 10 pt text is 13.9 px tall, 9 pt
+#: tick labels and legends 12.5 px.
 BOOK_STYLE = {
     "figure.figsize": (COLUMN_INCHES, 4.0),
     "figure.dpi": 100,
@@ -53,7 +54,7 @@ def use_book_style() -> None:
     matplotlib.pyplot as plt``.
 
     The arithmetic: at a window 1280 px wide the book's text column is about
-    690 px. A default figure is :data:`COLUMN_INCHES` = 6.8 in wide at
+    690 px. A default figure is ``COLUMN_INCHES`` = 6.8 in wide at
     ``figure.dpi`` = 100, so 680 px: the page shows it at its natural size,
     1:1, instead of shrinking it (a 12 in figure would be shrunk to 57 %, its
     9 pt labels to 7 px). A point is 1/72 in, so at 100 dpi it is 1.39 px:
