@@ -18,7 +18,7 @@ Principles*. One module per concept (see the book's chapter map):
 - ``minigpt.textstats``   words, sentences, distinct-n, repetition, tf-idf
 - ``minigpt.scaling``     parameters, FLOPs, memory and cost at scale
 - ``minigpt.exercises``   a reader's functions checked against reference cases
-- ``minigpt.viz``         the book's plots: weight heatmaps, smoothed curves
+- ``minigpt.viz``         the figure style, weight heatmaps, smoothed curves
 - ``minigpt.timing``      timing functions side by side, interleaved
 - ``minigpt.common``      atomic writes, argument checks, a private RNG
 - ``minigpt.cli``         ``python -m minigpt train`` and ``sample``
