@@ -2,6 +2,7 @@
 notebooks are stored clean (executing them is `make test-notebooks`)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,4 +106,43 @@ def test_notebook_opens_with_a_title(path):
     ).lstrip().startswith("# "), (
         f"{path.name}: the first cell must be a markdown cell starting with "
         "'# Title'"
+    )
+
+
+def code_of(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    return "\n".join(
+        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+    )
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_figures_fit_the_text_column_in_the_book_style(path):
+    """A figure wider than the column is shrunk in the HTML book, its labels
+    with it; so is text set below the style's 9 pt (see minigpt.viz)."""
+    from minigpt.viz import COLUMN_INCHES
+
+    code = code_of(path)
+    if "matplotlib.pyplot" not in code:
+        return
+    assert "use_book_style()" in code, (
+        f"{path.name} draws figures: call minigpt.viz.use_book_style() "
+        "right after importing matplotlib.pyplot"
+    )
+    widths = [
+        float(w) for w in re.findall(r"figsize=\(\s*([0-9.]+)\s*,", code)
+    ]
+    too_wide = [w for w in widths if w > COLUMN_INCHES]
+    assert not too_wide, (
+        f"{path.name}: figures {too_wide} in wide are shrunk into the "
+        f"{COLUMN_INCHES} in column; wrap their panels into rows instead"
+    )
+    small = [float(s) for s in re.findall(r"fontsize=([0-9.]+)", code)]
+    assert all(s >= 9 for s in small), (
+        f"{path.name}: font sizes {small} below 9 pt are hard to read; "
+        "leave the size to the book style"
+    )
+    assert "tight_layout" not in code, (
+        f"{path.name}: the book style uses constrained layout; "
+        "tight_layout() would replace it"
     )
