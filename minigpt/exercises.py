@@ -46,6 +46,7 @@ __all__ = [
     "check_to_torch_mha",
     "check_attention_cost",
     "check_lora_count",
+    "check_head_off",
 ]
 
 
@@ -1150,6 +1151,67 @@ def check_lora_count(fn: Callable, verbose: bool = True) -> Report:
                 n_embd=16,
                 bias=False,
             ),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_head_off(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(layer, head) -> new layer`` without one head.
+
+    Given a ``MultiHeadAttention``, return a copy whose output lacks head
+    ``head``'s contribution (the output bias stays), leaving ``layer``
+    itself unchanged: later code may still use it. The reference runs the
+    other heads one at a time from slices of ``c_attn`` and ``c_proj``.
+    """
+    import copy
+
+    import torch.nn.functional as F
+
+    from minigpt.attention import MultiHeadAttention
+
+    def without(layer, head, x):
+        C, d = layer.n_embd, layer.head_dim
+        q, k, v = F.linear(x, layer.c_attn.weight, layer.c_attn.bias).split(
+            C, dim=-1
+        )
+        y = layer.c_proj.bias.expand_as(x).clone()
+        for h in range(layer.n_head):
+            if h == head:
+                continue
+            part = slice(h * d, (h + 1) * d)
+            out = F.scaled_dot_product_attention(
+                q[..., part], k[..., part], v[..., part], is_causal=True
+            )
+            y += out @ layer.c_proj.weight[:, part].T
+        return y
+
+    def case(name, seed, width, n_head, head):
+        torch.manual_seed(seed)
+        layer = MultiHeadAttention(width, n_head).eval()
+        before = copy.deepcopy(layer.state_dict())
+        x = torch.randn(2, 6, width)
+
+        def why(result):
+            for key, value in layer.state_dict().items():
+                if not torch.equal(value, before[key]):
+                    return f"the original layer changed ({key})"
+            if result is layer:
+                return "returned the original layer, not a copy"
+            with torch.no_grad():
+                return compare(
+                    result.eval()(x), without(layer, head, x), atol=1e-5
+                )
+
+        return Case(name, (layer, head), why)
+
+    return check(
+        fn,
+        [
+            case("head 0 of 4", 0, 32, 4, 0),
+            case("the last head of 4", 1, 32, 4, 3),
+            case("a middle head of 3", 2, 24, 3, 1),
+            case("the only head", 3, 8, 1, 0),
         ],
         verbose=verbose,
     )

@@ -1,6 +1,7 @@
 """The chapters' checkers accept a right answer and reject plausible wrong
 ones: a checker that cannot fail would pass every reader."""
 
+import copy
 import math
 
 import pytest
@@ -169,3 +170,20 @@ def test_every_checker_rejects_a_function_that_raises(name):
         raise RuntimeError("not written yet")
 
     assert not getattr(ex, name)(broken, verbose=False).ok
+
+
+def _head_off(layer, head, in_place=False, rows=False):
+    d = layer.head_dim
+    new = layer if in_place else copy.deepcopy(layer)
+    with torch.no_grad():
+        if rows:  # W_O's columns by mistake: an output block, not a head
+            new.c_proj.weight[head * d : (head + 1) * d] = 0
+        else:
+            new.c_proj.weight[:, head * d : (head + 1) * d] = 0
+    return new
+
+
+def test_head_off():
+    assert passes(ex.check_head_off, _head_off)
+    assert not passes(ex.check_head_off, lambda m, h: _head_off(m, h, True))
+    assert not passes(ex.check_head_off, lambda m, h: _head_off(m, h, rows=1))
