@@ -47,6 +47,8 @@ __all__ = [
     "check_attention_cost",
     "check_lora_count",
     "check_head_off",
+    "check_distinct_ngrams",
+    "check_generation_speed",
 ]
 
 
@@ -1212,6 +1214,75 @@ def check_head_off(fn: Callable, verbose: bool = True) -> Report:
             case("the last head of 4", 1, 32, 4, 3),
             case("a middle head of 3", 2, 24, 3, 1),
             case("the only head", 3, 8, 1, 0),
+        ],
+        verbose=verbose,
+    )
+
+
+# --- Sampling and speed ---
+
+
+def check_distinct_ngrams(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(text, n) -> float``: how repetitive a text is.
+
+    The number of distinct n-character substrings of ``text`` divided by
+    the number of all its n-character substrings, ``len(text) - n + 1`` of
+    them (overlapping); 1.0 when nothing repeats. The reference counts with
+    ``collections.Counter`` over a sliding window.
+    """
+    from collections import Counter
+
+    def reference(text, n):
+        grams = Counter(text[i : i + n] for i in range(len(text) - n + 1))
+        return len(grams) / sum(grams.values())
+
+    texts = [
+        ("a verse", "to be, or not to be, that is the question", 4),
+        ("a loop", "the the the the the the ", 4),
+        ("n = 1: distinct characters", "hello world", 1),
+    ]
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: 'abab', n = 2 -> ab, ba, ab: 2/3",
+                ("abab", 2),
+                2 / 3,
+            ),
+            Case("by hand: 'aaaa', n = 2 -> 1/3", ("aaaa", 2), 1 / 3),
+            Case("by hand: 'abcd', n = 2 -> 1", ("abcd", 2), 1.0),
+            Case("one gram only: 'abcd', n = 4 -> 1", ("abcd", 4), 1.0),
+        ]
+        + [Case(name, (t, n), reference(t, n)) for name, t, n in texts],
+        verbose=verbose,
+    )
+
+
+def check_generation_speed(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(new_tokens, seconds) -> (tokens_per_s, ms_per_token)``.
+
+    The rate of a generation run that produced ``new_tokens`` tokens in
+    ``seconds`` (a median time from a results file), and its inverse in
+    milliseconds per token. The cases are worked by hand.
+    """
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: 100 tokens in 2 s -> 50 tokens/s, 20 ms",
+                (100, 2.0),
+                (50.0, 20.0),
+            ),
+            Case(
+                "by hand: 1 token in 4 ms -> 250 tokens/s, 4 ms",
+                (1, 0.004),
+                (250.0, 4.0),
+            ),
+            Case(
+                "by hand: 64 tokens in 0.5 s -> 128 tokens/s, 7.8125 ms",
+                (64, 0.5),
+                (128.0, 7.8125),
+            ),
         ],
         verbose=verbose,
     )

@@ -187,3 +187,38 @@ def test_head_off():
     assert passes(ex.check_head_off, _head_off)
     assert not passes(ex.check_head_off, lambda m, h: _head_off(m, h, True))
     assert not passes(ex.check_head_off, lambda m, h: _head_off(m, h, rows=1))
+
+
+def test_distinct_ngrams():
+    def distinct(text, n):
+        grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+        return len(set(grams)) / len(grams)
+
+    assert passes(ex.check_distinct_ngrams, distinct)
+    # off by one: divides by the number of characters
+    assert not passes(
+        ex.check_distinct_ngrams,
+        lambda t, n: (
+            len({t[i : i + n] for i in range(len(t) - n + 1)}) / len(t)
+        ),
+    )
+
+    # non-overlapping chunks
+    def chunks(t, n):
+        grams = [t[i : i + n] for i in range(0, len(t) - n + 1, n)]
+        return len(set(grams)) / len(grams)
+
+    assert not passes(ex.check_distinct_ngrams, chunks)
+
+
+def test_generation_speed():
+    assert passes(
+        ex.check_generation_speed, lambda n, s: (n / s, 1e3 * s / n)
+    )
+    # milliseconds of the whole run, not per token
+    assert not passes(
+        ex.check_generation_speed, lambda n, s: (n / s, 1e3 * s)
+    )
+    assert not passes(
+        ex.check_generation_speed, lambda n, s: (s / n, 1e3 * s / n)
+    )
