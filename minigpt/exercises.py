@@ -49,6 +49,7 @@ __all__ = [
     "check_head_off",
     "check_distinct_ngrams",
     "check_generation_speed",
+    "check_equivariance",
 ]
 
 
@@ -1286,3 +1287,53 @@ def check_generation_speed(fn: Callable, verbose: bool = True) -> Report:
         ],
         verbose=verbose,
     )
+
+
+def check_equivariance(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(layer, x, perm) -> bool``: is a layer order-blind?
+
+    True when shuffling the positions (dim 1) of ``x`` (B, T, C) by
+    ``perm`` only shuffles ``layer(x)`` the same way, within 1e-5. The
+    cases are layers whose answer is known: attention without a mask and a
+    position-wise MLP are permutation equivariant; causal attention, a
+    layer that adds position embeddings and one that reverses the positions
+    are not.
+    """
+    from minigpt.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    width, T = 16, 5
+    free = MultiHeadAttention(width, 2, causal=False).eval()
+    causal = MultiHeadAttention(width, 2).eval()
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(width, 32),
+        torch.nn.GELU(),
+        torch.nn.Linear(32, width),
+    )
+    positions = torch.randn(T, width)
+
+    def with_positions(x):
+        return free(x + positions)
+
+    x = torch.randn(2, T, width)
+    perm = torch.tensor([2, 0, 4, 1, 3])  # not its own inverse
+    cases = [
+        ("attention without a mask -> True", free, True),
+        ("a position-wise MLP -> True", mlp, True),
+        ("causal attention -> False", causal, False),
+        ("reversing the positions -> False", lambda x: x.flip(1), False),
+        (
+            "attention after position embeddings -> False",
+            with_positions,
+            False,
+        ),
+    ]
+    with torch.no_grad():
+        return check(
+            fn,
+            [
+                Case(name, (layer, x, perm), answer)
+                for name, layer, answer in cases
+            ],
+            verbose=verbose,
+        )

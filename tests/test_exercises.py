@@ -222,3 +222,28 @@ def test_generation_speed():
     assert not passes(
         ex.check_generation_speed, lambda n, s: (s / n, 1e3 * s / n)
     )
+
+
+def test_equivariance():
+    def equivariant(layer, x, perm):
+        return torch.allclose(layer(x[:, perm]), layer(x)[:, perm], atol=1e-5)
+
+    assert passes(ex.check_equivariance, equivariant)
+    # the inverse permutation on the output; the batch axis
+    assert not passes(
+        ex.check_equivariance,
+        lambda f, x, p: torch.allclose(
+            f(x[:, p]), f(x)[:, p.argsort()], atol=1e-5
+        ),
+    )
+    assert not passes(
+        ex.check_equivariance,
+        lambda f, x, p: torch.allclose(f(x[p]), f(x)[p], atol=1e-5),
+    )
+    # a sequence-level summary that ignores order cannot tell either
+    assert not passes(
+        ex.check_equivariance,
+        lambda f, x, p: torch.allclose(
+            f(x[:, p]).sum(1), f(x).sum(1), atol=1e-5
+        ),
+    )
