@@ -15,6 +15,7 @@ on :func:`check` (for example ``check_attention`` in the self-attention
 chapter).
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,20 @@ __all__ = [
     "check_chinese_numeral",
     "check_last_positions",
     "check_sequence_logprob",
+    "check_doubling_time",
+    "check_device_days",
+    "check_lora_memory",
+    "check_compute_optimal",
+    "check_tokens_per_day",
+    "check_patches",
+    "check_shift_matrix",
+    "check_to_torch_mha",
+    "check_attention_cost",
+    "check_lora_count",
+    "check_head_off",
+    "check_distinct_ngrams",
+    "check_generation_speed",
+    "check_equivariance",
 ]
 
 
@@ -701,3 +716,624 @@ def check_sequence_logprob(fn: Callable, verbose: bool = True) -> Report:
         for p in (1, 4, 8)
     ]
     return check(fn, cases, verbose=verbose)
+
+
+# --- Arithmetic of scale (background, FAQ, pre-training, trends) ---
+
+
+def _numbers(cases: list[tuple], rtol: float = 1e-9) -> list[Case]:
+    """Cases ``(name, args, expected)`` compared to a relative tolerance.
+
+    Answers of scale span many powers of ten, so the tolerance is relative.
+    """
+    return [Case(n, a, e, atol=0.0, rtol=rtol) for n, a, e in cases]
+
+
+def check_doubling_time(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(slope) -> months``: the doubling time of a trend.
+
+    ``slope`` is the growth in decades (powers of ten) per year of a line
+    fitted to log10 of a quantity; the answer is how many months the
+    quantity takes to double. The cases are worked from the definition
+    10 ** (slope * years) = 2, not from a formula for the answer.
+    """
+    return check(
+        fn,
+        _numbers(
+            [
+                ("by hand: x2 per year -> 12 months", (math.log10(2),), 12.0),
+                (
+                    "by hand: x2 every two years (Moore) -> 24 months",
+                    (math.log10(2) / 2,),
+                    24.0,
+                ),
+                (
+                    "by hand: x4 per year -> 6 months",
+                    (math.log10(4),),
+                    6.0,
+                ),
+                (
+                    "x10 per year -> 12 * log10(2) = 3.61 months",
+                    (1.0,),
+                    12 / math.log2(10),
+                ),
+            ]
+        ),
+        verbose=verbose,
+    )
+
+
+def check_device_days(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(n_params, n_tokens, peak_flops, utilisation)``.
+
+    The days one device with ``peak_flops`` FLOP/s, busy ``utilisation`` of
+    the time, takes to train ``n_params`` parameters on ``n_tokens`` tokens
+    at 6 FLOPs per parameter per token. Reference:
+    :func:`minigpt.scaling.training_seconds` of
+    :func:`minigpt.scaling.training_flops`, divided by a day.
+    """
+    from minigpt.scaling import training_flops, training_seconds
+
+    def case(name, n, d, peak, u):
+        seconds = training_seconds(training_flops(n, d), peak, u)
+        return (name, (n, d, peak, u), seconds / 86400)
+
+    return check(
+        fn,
+        _numbers(
+            [
+                (
+                    "by hand: 8.64e19 FLOPs at 1e15 FLOP/s, 100% -> 1 day",
+                    (1e9, 1.44e10, 1e15, 1.0),
+                    1.0,
+                ),
+                case(
+                    "utilisation 40% takes 2.5 times longer",
+                    1e9,
+                    1.44e10,
+                    1e15,
+                    0.4,
+                ),
+                case(
+                    "GPT-3 on an A100 (312 TFLOP/s) at 40%",
+                    175e9,
+                    300e9,
+                    312e12,
+                    0.4,
+                ),
+                case(
+                    "LLaMA-65B on an H100 at 50%", 65e9, 1.4e12, 989e12, 0.5
+                ),
+            ],
+            rtol=1e-6,
+        ),
+        verbose=verbose,
+    )
+
+
+def check_lora_memory(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(n_params, adapter_fraction) -> bytes``.
+
+    Memory to fine-tune with LoRA, activations aside: the ``n_params``
+    frozen weights in 16 bits (2 bytes, no gradients, no optimizer
+    states) plus an adapter of ``adapter_fraction * n_params`` parameters
+    trained in mixed precision (:func:`minigpt.scaling.training_memory`).
+    """
+    from minigpt.scaling import training_memory
+
+    def case(name, n, fraction):
+        adapter = training_memory(n * fraction, "mixed")["total"]
+        return (name, (n, fraction), 2 * n + adapter)
+
+    return check(
+        fn,
+        _numbers(
+            [
+                (
+                    "by hand: 1e9 and 0.1% -> 2e9 + 1e6 * 16 = 2.016e9",
+                    (1e9, 0.001),
+                    2.016e9,
+                ),
+                case("7B, adapter 0.1%", 7e9, 0.001),
+                case("65B, adapter 1%", 65e9, 0.01),
+                case("a tiny model with a large adapter", 1e6, 0.5),
+            ]
+        ),
+        verbose=verbose,
+    )
+
+
+def check_compute_optimal(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(compute) -> (n_params, n_tokens)``.
+
+    The model size N and token count D that spend ``compute`` FLOPs
+    (compute = 6 N D) with Chinchilla's 20 tokens per parameter (D = 20 N).
+    The cases check both equations on your answer and a few hand-worked
+    budgets, so a missing 6 or swapped N and D fails.
+    """
+
+    def obeys(compute):
+        def why(result):
+            n, d = result
+            if not math.isclose(6 * n * d, compute, rel_tol=1e-9):
+                return f"6 N D = {6 * n * d:.4g}, expected {compute:.4g}"
+            if not math.isclose(d, 20 * n, rel_tol=1e-9):
+                return f"D / N = {d / n:.4g}, expected 20"
+            return None
+
+        return why
+
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: 120 FLOPs -> N = 1, D = 20",
+                (120.0,),
+                (1.0, 20.0),
+                atol=0.0,
+                rtol=1e-9,
+            ),
+            Case(
+                "by hand: 1.2e20 -> N = 1e9, D = 2e10",
+                (1.2e20,),
+                (1e9, 2e10),
+                atol=0.0,
+                rtol=1e-9,
+            ),
+            Case("GPT-3's 3.15e23 FLOPs", (3.15e23,), obeys(3.15e23)),
+            Case("a laptop's 1e17 FLOPs", (1e17,), obeys(1e17)),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_tokens_per_day(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(flops_per_second, n_params) -> tokens``.
+
+    How many tokens one day at ``flops_per_second`` trains a model of
+    ``n_params`` parameters on, at 6 FLOPs per parameter per token; the
+    reference inverts :func:`minigpt.scaling.training_flops`.
+    """
+    from minigpt.scaling import training_flops
+
+    def case(name, speed, n):
+        return (name, (speed, n), speed * 86400 / training_flops(n, 1.0))
+
+    return check(
+        fn,
+        _numbers(
+            [
+                (
+                    "by hand: 6e9 FLOP/s, 1e6 parameters -> 1000 tokens/s, "
+                    "86.4 million a day",
+                    (6e9, 1e6),
+                    8.64e7,
+                ),
+                case("GPT-2 small on 1e11 FLOP/s", 1e11, 124_439_808),
+                case("a large model on an A100", 312e12 * 0.4, 7e9),
+            ]
+        ),
+        verbose=verbose,
+    )
+
+
+def check_patches(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(image, p) -> patches``: a ViT's image tokens.
+
+    ``image`` is a NumPy array (H, W, C) with H and W multiples of ``p``;
+    the answer is (H/p * W/p, p * p * C): the p x p patches in reading
+    order (left to right, then top to bottom), each flattened row by row.
+    The reference cuts each patch out with a slice, one at a time.
+    """
+    import numpy as np
+
+    def reference(image, p):
+        H, W, _ = image.shape
+        return np.stack(
+            [
+                image[i : i + p, j : j + p].reshape(-1)
+                for i in range(0, H, p)
+                for j in range(0, W, p)
+            ]
+        )
+
+    def same(expected):
+        def why(result):
+            result = np.asarray(result)
+            if result.shape != expected.shape:
+                return f"shape {result.shape}, expected {expected.shape}"
+            if not np.array_equal(result, expected):
+                return "values differ: patch contents or order"
+            return None
+
+        return why
+
+    rng = np.random.default_rng(0)
+    hand = np.arange(8).reshape(2, 4, 1)
+    cases = [
+        Case(
+            "by hand: [[0 1 2 3], [4 5 6 7]], p = 2 -> [0 1 4 5], [2 3 6 7]",
+            (hand, 2),
+            same(np.array([[0, 1, 4, 5], [2, 3, 6, 7]])),
+        )
+    ]
+    for name, shape, p in [
+        ("RGB 4 x 4, p = 2", (4, 4, 3), 2),
+        ("RGB 32 x 48 (not square), p = 8", (32, 48, 3), 8),
+        ("one patch is the whole image", (16, 16, 3), 16),
+        ("p = 1: every pixel a token", (3, 5, 3), 1),
+    ]:
+        image = rng.integers(0, 256, shape)
+        cases.append(Case(name, (image, p), same(reference(image, p))))
+    return check(fn, cases, verbose=verbose)
+
+
+# --- Attention heads and layers ---
+
+
+def check_shift_matrix(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(T, offset) -> W`` (T, T): "look ``offset`` back".
+
+    ``W[i, i - offset] = 1`` for every position i >= offset, all else 0:
+    the matrix that maps position i's one-hot e_i to e_{i - offset}, as the
+    position block of a hand-built query. Reference: ``torch.diag`` of a
+    vector of ones below the diagonal (not a slice of ``torch.eye``).
+    """
+
+    def case(name, T, offset):
+        W = (
+            torch.diag(torch.ones(T - offset), -offset)
+            if offset < T
+            else (torch.zeros(T, T))
+        )
+        return Case(name, (T, offset), W)
+
+    hand = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    return check(
+        fn,
+        [
+            Case("by hand: T = 3, one back", (3, 1), hand),
+            case("two back, T = 6", 6, 2),
+            case("offset 0 is the identity", 5, 0),
+            case("three back, T = 9", 9, 3),
+            case("offset T - 1: only the last position", 4, 3),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_to_torch_mha(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(layer) -> torch.nn.MultiheadAttention``.
+
+    Given minigpt's causal ``MultiHeadAttention``, return PyTorch's own
+    layer (``batch_first=True``) holding the same weights and biases. The
+    check runs both on random inputs, PyTorch's with the causal
+    ``attn_mask`` (True = not allowed), and compares the outputs.
+    """
+    from minigpt.attention import MultiHeadAttention
+
+    def same_output(layer, seed, B, T):
+        def why(theirs):
+            if not isinstance(theirs, torch.nn.MultiheadAttention):
+                return f"expected nn.MultiheadAttention, got {theirs!r:.60}"
+            x = torch.randn(
+                B,
+                T,
+                layer.n_embd,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            blocked = torch.ones(T, T, dtype=torch.bool).triu(1)
+            with torch.no_grad():
+                out, _ = theirs.eval()(
+                    x, x, x, attn_mask=blocked, need_weights=False
+                )
+                return compare(out, layer.eval()(x), atol=1e-5)
+
+        return why
+
+    cases = []
+    for seed, (width, heads, B, T) in enumerate(
+        [(64, 4, 2, 10), (32, 2, 1, 7), (16, 1, 3, 5), (48, 6, 2, 12)]
+    ):
+        torch.manual_seed(seed)
+        layer = MultiHeadAttention(width, heads).eval()
+        cases.append(
+            Case(
+                f"width {width}, {heads} heads, batch {B}, {T} positions",
+                (layer,),
+                same_output(layer, seed, B, T),
+            )
+        )
+    return check(fn, cases, verbose=verbose)
+
+
+def check_attention_cost(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(d_model, n_head, T) -> (n_params, flops)``.
+
+    The parameters of one causal ``MultiHeadAttention(d_model, n_head)``
+    (Q, K, V and output projections with biases) and the FLOPs of its
+    forward pass on T tokens (2 per multiply-add; masked scores counted as
+    computed, softmax not counted). Parameters are counted on the module
+    itself; FLOPs add up its four matrix products one at a time.
+    """
+    from minigpt.attention import MultiHeadAttention
+
+    def matmul(m, k, n):
+        return 2 * m * k * n
+
+    def case(name, d, h, T):
+        params = sum(p.numel() for p in MultiHeadAttention(d, h).parameters())
+        flops = (
+            matmul(T, d, 3 * d)  # x -> Q, K, V
+            + h * matmul(T, d // h, T)  # scores, per head
+            + h * matmul(T, T, d // h)  # weights @ V, per head
+            + matmul(T, d, d)  # output projection
+        )
+        return Case(name, (d, h, T), (params, flops))
+
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: d = 2, 1 head, T = 1 -> 16 + 8 = 24 parameters, "
+                "24 + 4 + 4 + 8 = 40 FLOPs",
+                (2, 1, 1),
+                (24, 40),
+            ),
+            case("8 wide, 2 heads, 3 tokens", 8, 2, 3),
+            case("the chapter's 64 wide, 4 heads, 10 tokens", 64, 4, 10),
+            case(
+                "GPT-2 small: 768 wide, 12 heads, 1024 tokens", 768, 12, 1024
+            ),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_lora_count(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(config, rank, n_classes) -> int``.
+
+    The trainable parameters of ``GPTClassifier(GPT(config), n_classes)``
+    after ``add_lora(model.body, rank)``: a rank-r adapter, r (d_in +
+    d_out) parameters, on every ``c_attn``, ``c_proj`` and ``c_fc`` of
+    every block, plus the classification head with its bias. Reference:
+    build the model and count with ``trainable_parameters``.
+    """
+    from minigpt.finetune import GPTClassifier, add_lora, trainable_parameters
+    from minigpt.model import GPT, GPTConfig
+
+    def case(name, rank, n_classes, **sizes):
+        config = GPTConfig(vocab_size=11, block_size=8, **sizes)
+        torch.manual_seed(0)
+        model = GPTClassifier(GPT(config), n_classes)
+        add_lora(model.body, rank=rank)
+        return Case(
+            name, (config, rank, n_classes), trainable_parameters(model)
+        )
+
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: width 4, 1 layer, r = 1, 2 classes -> 64 + 10",
+                (
+                    GPTConfig(
+                        vocab_size=11,
+                        block_size=8,
+                        n_layer=1,
+                        n_head=1,
+                        n_embd=4,
+                    ),
+                    1,
+                    2,
+                ),
+                74,
+            ),
+            case(
+                "rank 2, 2 layers, width 8",
+                2,
+                2,
+                n_layer=2,
+                n_head=2,
+                n_embd=8,
+            ),
+            case(
+                "rank 8, 3 classes, 4 layers, width 32",
+                8,
+                3,
+                n_layer=4,
+                n_head=4,
+                n_embd=32,
+            ),
+            case(
+                "no biases in the body",
+                4,
+                2,
+                n_layer=2,
+                n_head=2,
+                n_embd=16,
+                bias=False,
+            ),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_head_off(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(layer, head) -> new layer`` without one head.
+
+    Given a ``MultiHeadAttention``, return a copy whose output lacks head
+    ``head``'s contribution (the output bias stays), leaving ``layer``
+    itself unchanged: later code may still use it. The reference runs the
+    other heads one at a time from slices of ``c_attn`` and ``c_proj``.
+    """
+    import copy
+
+    import torch.nn.functional as F
+
+    from minigpt.attention import MultiHeadAttention
+
+    def without(layer, head, x):
+        C, d = layer.n_embd, layer.head_dim
+        q, k, v = F.linear(x, layer.c_attn.weight, layer.c_attn.bias).split(
+            C, dim=-1
+        )
+        y = layer.c_proj.bias.expand_as(x).clone()
+        for h in range(layer.n_head):
+            if h == head:
+                continue
+            part = slice(h * d, (h + 1) * d)
+            out = F.scaled_dot_product_attention(
+                q[..., part], k[..., part], v[..., part], is_causal=True
+            )
+            y += out @ layer.c_proj.weight[:, part].T
+        return y
+
+    def case(name, seed, width, n_head, head):
+        torch.manual_seed(seed)
+        layer = MultiHeadAttention(width, n_head).eval()
+        before = copy.deepcopy(layer.state_dict())
+        x = torch.randn(2, 6, width)
+
+        def why(result):
+            for key, value in layer.state_dict().items():
+                if not torch.equal(value, before[key]):
+                    return f"the original layer changed ({key})"
+            if result is layer:
+                return "returned the original layer, not a copy"
+            with torch.no_grad():
+                return compare(
+                    result.eval()(x), without(layer, head, x), atol=1e-5
+                )
+
+        return Case(name, (layer, head), why)
+
+    return check(
+        fn,
+        [
+            case("head 0 of 4", 0, 32, 4, 0),
+            case("the last head of 4", 1, 32, 4, 3),
+            case("a middle head of 3", 2, 24, 3, 1),
+            case("the only head", 3, 8, 1, 0),
+        ],
+        verbose=verbose,
+    )
+
+
+# --- Sampling and speed ---
+
+
+def check_distinct_ngrams(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(text, n) -> float``: how repetitive a text is.
+
+    The number of distinct n-character substrings of ``text`` divided by
+    the number of all its n-character substrings, ``len(text) - n + 1`` of
+    them (overlapping); 1.0 when nothing repeats. The reference counts with
+    ``collections.Counter`` over a sliding window.
+    """
+    from collections import Counter
+
+    def reference(text, n):
+        grams = Counter(text[i : i + n] for i in range(len(text) - n + 1))
+        return len(grams) / sum(grams.values())
+
+    texts = [
+        ("a verse", "to be, or not to be, that is the question", 4),
+        ("a loop", "the the the the the the ", 4),
+        ("n = 1: distinct characters", "hello world", 1),
+    ]
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: 'abab', n = 2 -> ab, ba, ab: 2/3",
+                ("abab", 2),
+                2 / 3,
+            ),
+            Case("by hand: 'aaaa', n = 2 -> 1/3", ("aaaa", 2), 1 / 3),
+            Case("by hand: 'abcd', n = 2 -> 1", ("abcd", 2), 1.0),
+            Case("one gram only: 'abcd', n = 4 -> 1", ("abcd", 4), 1.0),
+        ]
+        + [Case(name, (t, n), reference(t, n)) for name, t, n in texts],
+        verbose=verbose,
+    )
+
+
+def check_generation_speed(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(new_tokens, seconds) -> (tokens_per_s, ms_per_token)``.
+
+    The rate of a generation run that produced ``new_tokens`` tokens in
+    ``seconds`` (a median time from a results file), and its inverse in
+    milliseconds per token. The cases are worked by hand.
+    """
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: 100 tokens in 2 s -> 50 tokens/s, 20 ms",
+                (100, 2.0),
+                (50.0, 20.0),
+            ),
+            Case(
+                "by hand: 1 token in 4 ms -> 250 tokens/s, 4 ms",
+                (1, 0.004),
+                (250.0, 4.0),
+            ),
+            Case(
+                "by hand: 64 tokens in 0.5 s -> 128 tokens/s, 7.8125 ms",
+                (64, 0.5),
+                (128.0, 7.8125),
+            ),
+        ],
+        verbose=verbose,
+    )
+
+
+def check_equivariance(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(layer, x, perm) -> bool``: is a layer order-blind?
+
+    True when shuffling the positions (dim 1) of ``x`` (B, T, C) by
+    ``perm`` only shuffles ``layer(x)`` the same way, within 1e-5. The
+    cases are layers whose answer is known: attention without a mask and a
+    position-wise MLP are permutation equivariant; causal attention, a
+    layer that adds position embeddings and one that reverses the positions
+    are not.
+    """
+    from minigpt.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    width, T = 16, 5
+    free = MultiHeadAttention(width, 2, causal=False).eval()
+    causal = MultiHeadAttention(width, 2).eval()
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(width, 32),
+        torch.nn.GELU(),
+        torch.nn.Linear(32, width),
+    )
+    positions = torch.randn(T, width)
+
+    def with_positions(x):
+        return free(x + positions)
+
+    x = torch.randn(2, T, width)
+    perm = torch.tensor([2, 0, 4, 1, 3])  # not its own inverse
+    cases = [
+        ("attention without a mask -> True", free, True),
+        ("a position-wise MLP -> True", mlp, True),
+        ("causal attention -> False", causal, False),
+        ("reversing the positions -> False", lambda x: x.flip(1), False),
+        (
+            "attention after position embeddings -> False",
+            with_positions,
+            False,
+        ),
+    ]
+    with torch.no_grad():
+        return check(
+            fn,
+            [
+                Case(name, (layer, x, perm), answer)
+                for name, layer, answer in cases
+            ],
+            verbose=verbose,
+        )
