@@ -66,6 +66,18 @@ def test_notebook_is_in_toc(path):
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_cell_ids_are_unique(path):
+    # nbformat renames a repeated id on every read, so a merge that repeats
+    # one would show up as a warning in every run and a changing id
+    ids = [cell["id"] for cell in json.loads(path.read_text())["cells"]]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not repeated, (
+        f"{path.name}: cell ids {repeated} are used more than once; give "
+        "each repeat a new 8-hex-digit id"
+    )
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_notebook_is_stored_without_outputs(path):
     nb = json.loads(path.read_text())
     dirty = [
