@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-# the benchmark harness and nanoGPT's reference model are tested too
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+# the benchmark harness, nanoGPT's reference model and the book's Sphinx
+# extension are tested too
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
 # plots render to memory: no window opens, with or without a display
 os.environ.setdefault("MPLBACKEND", "Agg")
 
