@@ -20,6 +20,12 @@ Multi-head attention comes in two forms that share one weight layout:
 
 :func:`teaching_to_fast` and :func:`fast_to_teaching` convert between the two;
 the tests prove they compute the same function.
+
+Two options of :class:`MultiHeadAttention` give the layout of Llama and most
+open models since: rotary position embeddings (:class:`RotaryEmbedding`, the
+positions enter as a rotation of q and k instead of a learned vector added to
+the input) and grouped-query attention (``n_kv_head`` < ``n_head``: groups of
+query heads share one key/value head).
 """
 
 import math
@@ -36,6 +42,8 @@ __all__ = [
     "SelfAttention",
     "TeachingMultiHeadAttention",
     "KVCache",
+    "rotate_half",
+    "RotaryEmbedding",
     "MultiHeadAttention",
     "teaching_to_fast",
     "fast_to_teaching",
@@ -124,6 +132,17 @@ def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
             f"x must have shape (B, T, {width_name}={width}), got {shape}; "
             "add a batch dimension with x.unsqueeze(0) if you have one "
             "sequence"
+        )
+
+
+def _check_kv_heads(n_head: int, n_kv_head: int) -> None:
+    check_positive_int("n_kv_head", n_kv_head)
+    if n_head % n_kv_head:
+        divisors = [h for h in range(1, n_head + 1) if n_head % h == 0]
+        raise ValueError(
+            f"n_head={n_head} is not divisible by n_kv_head={n_kv_head}: "
+            "each key/value head serves n_head // n_kv_head query heads; "
+            f"choose n_kv_head from {divisors}"
         )
 
 
@@ -253,9 +272,10 @@ class KVCache:
     """The keys and values an attention layer has computed, for generation.
 
     Each step appends the new positions' k and v, shape
-    (B, n_head, T_new, head_dim), and gets back every position so far,
-    (B, n_head, len(cache), head_dim). One cache per layer; :meth:`reset`
-    before starting a new sequence.
+    (B, n_kv_head, T_new, head_dim), and gets back every position so far,
+    (B, n_kv_head, len(cache), head_dim): with grouped-query attention only
+    the n_kv_head shared heads are stored, not one per query head. One
+    cache per layer; :meth:`reset` before starting a new sequence.
     """
 
     def __init__(self):
@@ -295,20 +315,109 @@ class KVCache:
         return k, v
 
 
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Split the last dimension in halves (x1, x2) and return (-x2, x1).
+
+    Multiplying by i in the complex plane, when component j of x1 and
+    component j of x2 are read as one complex number: the rotation
+    :class:`RotaryEmbedding` applies is ``x cos + rotate_half(x) sin``.
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021) for q and k.
+
+    Pair j of a head's d = head_dim components, at position m, is rotated by
+    the angle ``m * theta_j`` with ``theta_j = rope_theta ** (-2j / d)``,
+    j = 0 .. d/2 - 1. A rotation keeps lengths and the dot product of two
+    rotated vectors depends only on the difference of their angles, so
+    ``q_m . k_n`` depends on the positions only through m - n: attention
+    sees relative positions, and nothing is added to the token embeddings.
+    Position 0 is the identity.
+
+    Convention: Hugging Face's Llama ("rotate halves"): pair j is the
+    components (j, j + d/2), ``out = x cos + rotate_half(x) sin`` with cos
+    and sin of the angles repeated twice along the last dimension. Meta's
+    original Llama code pairs neighbours (2j, 2j + 1) ("interleaved") and
+    computes the same attention once the rows of W_Q and W_K of every head
+    are reordered from (0, 1, 2, ..., d - 1) to (0, 2, 4, ..., d - 2, 1, 3,
+    ..., d - 1): evens first, then odds. Hugging Face's conversion script
+    does exactly that, so weights in Hugging Face's layout load into minigpt
+    unchanged, and Meta's checkpoints need that permutation first.
+
+    The angles are computed in float32 as Hugging Face does, then cos and
+    sin are cast to the dtype of q and k. No parameters, no buffers: the
+    state dict is that of the model without RoPE minus the position table.
+
+    forward(x (B, heads, T, d), start=0) -> x rotated to the positions
+    start .. start + T - 1 (with a KV cache, ``start`` is the number of
+    cached positions).
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        check_positive_int("head_dim", head_dim)
+        if head_dim % 2:
+            raise ValueError(
+                f"rotary embeddings rotate pairs of components, so head_dim "
+                f"must be even, got head_dim={head_dim}; choose n_embd and "
+                "n_head so that n_embd // n_head is even"
+            )
+        if (
+            isinstance(theta, bool)
+            or not isinstance(theta, (int, float))
+            or not theta > 0
+        ):
+            raise ValueError(
+                f"rope_theta must be a number > 0, got {theta!r}; Llama "
+                "uses 10000.0 (Llama 3: 500000.0)"
+            )
+        self.head_dim, self.theta = head_dim, float(theta)
+
+    def cos_sin(
+        self, start: int, T: int, device=None, dtype=torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin (T, head_dim) of positions start .. start + T - 1."""
+        j = torch.arange(0, self.head_dim, 2, device=device).float()
+        inv_freq = 1.0 / (self.theta ** (j / self.head_dim))  # theta_j
+        pos = torch.arange(start, start + T, device=device).float()
+        angles = torch.outer(pos, inv_freq)  # (T, d/2)
+        angles = torch.cat((angles, angles), dim=-1)  # (T, d): halves
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        cos, sin = self.cos_sin(start, x.shape[-2], x.device, x.dtype)
+        return x * cos + rotate_half(x) * sin
+
+
 class MultiHeadAttention(nn.Module):
     """The GPT's fast multi-head attention, with GPT-2's parameter names.
 
-    ``c_attn`` (n_embd -> 3 n_embd) computes ``[Q; K; V]`` for all heads at
-    once (output rows: Q, then K, then V; each split into n_head heads of
-    head_dim = n_embd // n_head, head 0 first). The heads become a batch
-    dimension and ``F.scaled_dot_product_attention`` does the rest; ``c_proj``
-    is ``W_O``. Dropout (``dropout``, training only) is applied to the
-    attention weights and to the output, as in GPT-2.
+    ``c_attn`` computes ``[Q; K; V]`` for all heads at once (output rows: Q,
+    then K, then V; each split into heads of head_dim = n_embd // n_head,
+    head 0 first). The heads become a batch dimension and
+    ``F.scaled_dot_product_attention`` does the rest; ``c_proj`` is ``W_O``.
+    Dropout (``dropout``, training only) is applied to the attention weights
+    and to the output, as in GPT-2.
+
+    Two options, both off by default (GPT-2):
+
+    - ``n_kv_head``: grouped-query attention (Ainslie et al. 2023). Q has
+      n_head heads, K and V only n_kv_head, so ``c_attn`` maps n_embd to
+      n_embd + 2 n_kv_head head_dim; query head i uses key/value head
+      i // (n_head // n_kv_head). ``n_kv_head == n_head`` (the default) is
+      multi-head attention, ``n_kv_head == 1`` multi-query attention.
+    - ``rope_theta``: rotate q and k by their positions with a
+      :class:`RotaryEmbedding` of that base (None: no rotation, positions
+      come from the model's learned table).
 
     forward(x (B, T, n_embd), cache=None) -> y (B, T, n_embd). With a
     :class:`KVCache` holding P earlier positions, the T new queries sit at
-    positions P .. P+T-1 and attend to all P cached keys plus the causal part
-    of the new ones; the new keys and values are appended to the cache.
+    positions P .. P+T-1 (and are rotated to them) and attend to all P
+    cached keys plus the causal part of the new ones; the new keys (already
+    rotated) and values are appended to the cache.
     """
 
     def __init__(
@@ -318,9 +427,13 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         causal: bool = True,
+        n_kv_head: int | None = None,
+        rope_theta: float | None = None,
     ):
         super().__init__()
         _check_heads(n_embd, n_head)
+        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        _check_kv_heads(n_head, n_kv_head)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.n_embd, self.n_head, self.head_dim = (
@@ -328,31 +441,45 @@ class MultiHeadAttention(nn.Module):
             n_head,
             n_embd // n_head,
         )
+        self.n_kv_head = n_kv_head
         self.dropout, self.causal = dropout, causal
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.rope = (
+            None
+            if rope_theta is None
+            else RotaryEmbedding(self.head_dim, rope_theta)
+        )
+        kv_width = n_kv_head * self.head_dim
+        self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_width, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
     def _heads(
-        self, x: torch.Tensor
+        self, x: torch.Tensor, start: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v of shape (B, n_head, T, head_dim) from x (B, T, n_embd)."""
+        """q (B, n_head, T, hd), k and v (B, n_kv_head, T, hd) from x.
+
+        With RoPE, q and k are rotated to the positions start .. start+T-1.
+        """
         _check_input(x, self.n_embd, "n_embd")
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        return tuple(
-            t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-            for t in (q, k, v)
+        kv_width = self.n_kv_head * self.head_dim
+        q, k, v = self.c_attn(x).split([C, kv_width, kv_width], dim=2)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k, v = (
+            t.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+            for t in (k, v)
         )
+        if self.rope is not None:
+            q, k = self.rope(q, start), self.rope(k, start)
+        return q, k, v
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None
     ) -> torch.Tensor:
-        q, k, v = self._heads(x)
+        past = 0 if cache is None else len(cache)
+        q, k, v = self._heads(x, past)
         B, _, T, _ = q.shape
-        past = 0
         if cache is not None:
-            past = len(cache)
             k, v = cache.append(k, v)
         mask, is_causal = None, False
         if self.causal and past == 0:
@@ -369,6 +496,7 @@ class MultiHeadAttention(nn.Module):
             attn_mask=mask,
             is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_head != self.n_head,
         )
         # Concat(Y_1, ..., Y_h)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_embd)
@@ -381,6 +509,8 @@ class MultiHeadAttention(nn.Module):
         :func:`scaled_dot_product_attention`.
         """
         q, k, v = self._heads(x)
+        group = self.n_head // self.n_kv_head  # query heads per kv head
+        k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
         mask = (
             causal_mask(q.shape[2], device=x.device) if self.causal else None
         )
@@ -426,8 +556,17 @@ def teaching_to_fast(
 def fast_to_teaching(fast: MultiHeadAttention) -> TeachingMultiHeadAttention:
     """A :class:`TeachingMultiHeadAttention` that computes what ``fast`` does.
 
-    The inverse of :func:`teaching_to_fast`.
+    The inverse of :func:`teaching_to_fast`. Only plain multi-head
+    attention converts: the teaching form has neither shared key/value
+    heads nor rotary positions.
     """
+    if fast.n_kv_head != fast.n_head or fast.rope is not None:
+        raise ValueError(
+            "fast_to_teaching converts plain multi-head attention only, got "
+            f"n_kv_head={fast.n_kv_head} (n_head={fast.n_head}) and "
+            f"rope={'on' if fast.rope is not None else 'off'}; build the "
+            "layer with n_kv_head=None and rope_theta=None"
+        )
     bias = fast.c_proj.bias is not None
     teaching = TeachingMultiHeadAttention(
         fast.n_embd, fast.n_head, bias=bias, causal=fast.causal

@@ -121,7 +121,10 @@ def load_into(model: GPT, path) -> None:
     The model must have the checkpoint's configuration.
     """
     meta = read_config(Path(path))
-    saved, ours = meta["model_config"], model.config.to_dict()
+    # through GPTConfig: a checkpoint from before an option existed holds
+    # no key for it, which means its default
+    saved = GPTConfig.from_dict(meta["model_config"]).to_dict()
+    ours = model.config.to_dict()
     differ = {
         k: (saved.get(k), ours.get(k))
         for k in sorted(set(saved) | set(ours))

@@ -18,6 +18,18 @@ as in GPT-2. Two placements of LayerNorm are offered (``GPTConfig.norm``)::
 The final ``ln_f`` is kept in both, so the two differ only inside the blocks.
 Submodule names follow GPT-2 (``transformer.h[i].attn.c_attn`` ...), so
 :mod:`minigpt.hf` converts weights by name, transposing only HF's ``Conv1D``.
+
+Today's open models (Llama and its descendants) change five things, each an
+option of :class:`GPTConfig` that is off by default, so the GPT-2 layout
+computes exactly what it always did; :meth:`GPTConfig.llama` turns them all
+on::
+
+    positions="rotary"    no wpe table: q and k are rotated by their
+                          positions (minigpt.attention.RotaryEmbedding)
+    norm_layer="rmsnorm"  RMSNorm instead of LayerNorm (no mean, no bias)
+    mlp="swiglu"          SwiGLU instead of the GELU MLP
+    n_kv_head=...         grouped-query attention (fewer key/value heads)
+    bias=False, tie_embeddings=False
 """
 
 import math
@@ -34,7 +46,10 @@ from minigpt.sampling import check_settings, sample_next
 
 __all__ = [
     "GPTConfig",
+    "RMSNorm",
     "MLP",
+    "swiglu_hidden_size",
+    "SwiGLU",
     "Block",
     "GPT",
     "eval_mode",
@@ -43,6 +58,17 @@ __all__ = [
 
 NORMS = ("pre", "post")
 GELUS = ("tanh", "exact")
+POSITIONS = ("learned", "rotary")
+NORM_LAYERS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
+
+
+def _check_choice(name: str, value, choices: tuple, meaning: str) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"GPTConfig.{name} must be one of {choices} ({meaning}), got "
+            f"{value!r}"
+        )
 
 
 @dataclass
@@ -59,6 +85,16 @@ class GPTConfig:
     approximation) or "exact" (the erf form that nanoGPT and BERT use). The
     two differ by less than 1e-3; PyTorch's CPU kernel for the exact one is
     the faster (the Performance appendix measures by how much).
+
+    The options of today's models, all off by default (see the module
+    docstring and :meth:`llama`): positions: "learned" (GPT-2's ``wpe``
+    table) or "rotary" (RoPE, base ``rope_theta``); norm_layer: "layernorm"
+    or "rmsnorm", both with epsilon ``norm_eps``; mlp: "gelu" or "swiglu";
+    intermediate_size: the MLP's hidden width (None: 4 n_embd for GELU,
+    :func:`swiglu_hidden_size` for SwiGLU); n_kv_head: key/value heads of
+    grouped-query attention (None: n_head, multi-head; 1: multi-query);
+    tie_embeddings: ``lm_head`` shares the weight of ``wte`` (GPT-2) or has
+    its own (Llama).
     """
 
     vocab_size: int
@@ -70,6 +106,14 @@ class GPTConfig:
     bias: bool = True
     norm: str = "pre"
     gelu: str = "tanh"
+    positions: str = "learned"
+    rope_theta: float = 10000.0
+    norm_layer: str = "layernorm"
+    norm_eps: float = 1e-5
+    mlp: str = "gelu"
+    intermediate_size: int | None = None
+    n_kv_head: int | None = None
+    tie_embeddings: bool = True
 
     def __post_init__(self):
         for name in (
@@ -110,6 +154,56 @@ class GPTConfig:
                 "GPTConfig.gelu must be 'tanh' (GPT-2) or 'exact' (erf, "
                 f"nanoGPT), got {self.gelu!r}"
             )
+        self._check_modern_options()
+
+    def _check_modern_options(self) -> None:
+        _check_choice("positions", self.positions, POSITIONS, "GPT-2 or RoPE")
+        _check_choice(
+            "norm_layer", self.norm_layer, NORM_LAYERS, "GPT-2 or Llama"
+        )
+        _check_choice("mlp", self.mlp, MLPS, "GPT-2 or Llama")
+        for name in ("rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not value > 0
+            ):
+                raise ValueError(
+                    f"GPTConfig.{name} must be a number > 0, got {value!r}"
+                    "; e.g. rope_theta=10000.0, norm_eps=1e-5"
+                )
+        if self.intermediate_size is not None:
+            check_positive_int(
+                "GPTConfig.intermediate_size", self.intermediate_size
+            )
+        if self.n_kv_head is not None:
+            check_positive_int("GPTConfig.n_kv_head", self.n_kv_head)
+            if self.n_head % self.n_kv_head:
+                divisors = [
+                    h
+                    for h in range(1, self.n_head + 1)
+                    if self.n_head % h == 0
+                ]
+                raise ValueError(
+                    f"GPTConfig.n_head={self.n_head} must be divisible by "
+                    f"n_kv_head={self.n_kv_head} (each key/value head "
+                    "serves a group of query heads); choose n_kv_head from "
+                    f"{divisors}"
+                )
+        head_dim = self.n_embd // self.n_head
+        if self.positions == "rotary" and head_dim % 2:
+            raise ValueError(
+                "positions='rotary' rotates pairs of components, so the "
+                f"head size n_embd // n_head must be even, got "
+                f"{self.n_embd} // {self.n_head} = {head_dim}; e.g. n_embd="
+                f"{2 * self.n_head * max(1, round(head_dim / 2))}"
+            )
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(
+                "GPTConfig.tie_embeddings must be True or False, got "
+                f"{self.tie_embeddings!r}"
+            )
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of every field."""
@@ -145,6 +239,46 @@ class GPTConfig:
             n_embd=768,
         )
 
+    @classmethod
+    def llama(
+        cls,
+        vocab_size: int,
+        block_size: int,
+        n_layer: int,
+        n_head: int,
+        n_embd: int,
+        n_kv_head: int | None = None,
+        intermediate_size: int | None = None,
+        rope_theta: float = 10000.0,
+        norm_eps: float = 1e-5,
+        tie_embeddings: bool = False,
+        dropout: float = 0.0,
+    ) -> "GPTConfig":
+        """The Llama layout in one call.
+
+        Rotary positions, RMSNorm (pre-norm), a SwiGLU MLP, no biases and,
+        unless ``tie_embeddings``, an output matrix of its own; ``n_kv_head``
+        for grouped-query attention. :func:`minigpt.hf.to_hf` turns such a
+        model into a ``transformers.LlamaForCausalLM``.
+        """
+        return cls(
+            vocab_size=vocab_size,
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            dropout=dropout,
+            bias=False,
+            positions="rotary",
+            rope_theta=rope_theta,
+            norm_layer="rmsnorm",
+            norm_eps=norm_eps,
+            mlp="swiglu",
+            intermediate_size=intermediate_size,
+            n_kv_head=n_kv_head,
+            tie_embeddings=tie_embeddings,
+        )
+
 
 @contextmanager
 def eval_mode(model: nn.Module):
@@ -162,8 +296,31 @@ def eval_mode(model: nn.Module):
         model.train(was_training)
 
 
-def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
-    return nn.LayerNorm(config.n_embd, bias=config.bias)
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation (Zhang & Sennrich 2019), Llama's norm.
+
+    ``y = x / sqrt(mean(x^2) + eps) * weight`` over the last dimension:
+    LayerNorm without subtracting the mean and without a bias. Half
+    precision inputs are normalised in float32 and cast back, as Hugging
+    Face's Llama does.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.to(torch.promote_types(x.dtype, torch.float32))
+        rms = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * (x32 * rms).to(x.dtype)
+
+
+def _layer_norm(config: GPTConfig) -> nn.Module:
+    """The norm of ``config.norm_layer``: LayerNorm (GPT-2) or RMSNorm."""
+    if config.norm_layer == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
 class MLP(nn.Module):
@@ -178,19 +335,55 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(
-            config.n_embd, 4 * config.n_embd, bias=config.bias
-        )
+        hidden = config.intermediate_size or 4 * config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         self.gelu = nn.GELU(
             approximate="tanh" if config.gelu == "tanh" else "none"
         )
-        self.c_proj = nn.Linear(
-            4 * config.n_embd, config.n_embd, bias=config.bias
-        )
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+def swiglu_hidden_size(n_embd: int, multiple_of: int = 256) -> int:
+    """The hidden width of Llama's SwiGLU MLP for residual width n_embd.
+
+    SwiGLU has three matrices instead of two, so Llama shrinks 4 n_embd by
+    2/3 to keep the parameter count, then rounds up to a multiple of
+    ``multiple_of`` (256 in Llama): ``multiple_of * ceil(int(8 n_embd / 3)
+    / multiple_of)``. E.g. 4096 -> 11008 (Llama 7B); small widths round up
+    a lot (64 -> 256), so pass ``GPTConfig(intermediate_size=...)`` to
+    choose the width yourself.
+    """
+    check_positive_int("n_embd", n_embd)
+    check_positive_int("multiple_of", multiple_of)
+    hidden = int(2 * 4 * n_embd / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+class SwiGLU(nn.Module):
+    """Llama's feed-forward network (Shazeer 2020): a gated SiLU.
+
+    ``c_proj(silu(c_gate(x)) * c_fc(x))``, silu(z) = z sigmoid(z): the
+    "up" projection ``c_fc`` is multiplied elementwise by a gate computed
+    from x. Hidden width ``config.intermediate_size`` or
+    :func:`swiglu_hidden_size`. Hugging Face's names: gate_proj = c_gate,
+    up_proj = c_fc, down_proj = c_proj.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        hidden = config.intermediate_size or swiglu_hidden_size(config.n_embd)
+        self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gated = F.silu(self.c_gate(x)) * self.c_fc(x)
+        return self.dropout(self.c_proj(gated))
 
 
 class Block(nn.Module):
@@ -212,9 +405,13 @@ class Block(nn.Module):
             config.n_head,
             bias=config.bias,
             dropout=config.dropout,
+            n_kv_head=config.n_kv_head,
+            rope_theta=(
+                config.rope_theta if config.positions == "rotary" else None
+            ),
         )
         self.ln_2 = _layer_norm(config)
-        self.mlp = MLP(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None = None
@@ -269,18 +466,20 @@ class GPT(nn.Module):
                 "n_head=4, n_embd=128))"
             )
         self.config = config
+        modules = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.positions == "learned":  # rotary: in the attention
+            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
         self.transformer = nn.ModuleDict(
             dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
+                **modules,
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
                 ln_f=_layer_norm(config),
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # tied: one matrix embeds and un-embeds
-        self.lm_head.weight = self.transformer.wte.weight
+        if config.tie_embeddings:  # one matrix embeds and un-embeds
+            self.lm_head.weight = self.transformer.wte.weight
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -295,6 +494,8 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+            if isinstance(module, RMSNorm):
+                nn.init.ones_(module.weight)
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 if module.bias is not None:
@@ -312,14 +513,14 @@ class GPT(nn.Module):
         """The number of parameters, the tied head counted once.
 
         ``non_embedding=True`` leaves out the token and position embedding
-        matrices (the count scaling laws use, Kaplan et al. 2020).
+        matrices (the count scaling laws use, Kaplan et al. 2020); an untied
+        ``lm_head`` is counted.
         """
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= (
-                self.transformer.wte.weight.numel()
-                + self.transformer.wpe.weight.numel()
-            )
+            n -= self.transformer.wte.weight.numel()
+            if "wpe" in self.transformer:
+                n -= self.transformer.wpe.weight.numel()
         return n
 
     def _check_idx(self, idx: torch.Tensor, name: str = "idx") -> None:
@@ -363,6 +564,19 @@ class GPT(nn.Module):
                 "encode with the tokenizer this model was built for"
             )
 
+    def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token embeddings plus, for learned positions, position ones.
+
+        The tokens sit at positions start .. start + T - 1. With rotary
+        positions nothing is added here: each attention layer rotates its
+        q and k instead.
+        """
+        x = self.transformer.wte(idx)
+        if "wpe" not in self.transformer:
+            return x
+        pos = torch.arange(start, start + idx.size(1), device=idx.device)
+        return x + self.transformer.wpe(pos)
+
     def _hidden(
         self, idx: torch.Tensor, caches: list[KVCache] | None = None
     ) -> torch.Tensor:
@@ -372,10 +586,7 @@ class GPT(nn.Module):
         len(cache) onwards.
         """
         start = len(caches[0]) if caches else 0
-        pos = torch.arange(start, start + idx.size(1), device=idx.device)
-        x = self.transformer.drop(
-            self.transformer.wte(idx) + self.transformer.wpe(pos)
-        )
+        x = self.transformer.drop(self._embed(idx, start))
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches else None)
         return self.transformer.ln_f(x)
@@ -460,10 +671,11 @@ class GPT(nn.Module):
         Context limit: the prompt may hold at most ``block_size`` tokens
         (longer is an error). Once prompt + generated tokens exceed
         ``block_size``, the model sees the last ``block_size`` tokens.
-        Position embeddings are absolute, so sliding that window moves every
-        token to a new position and the cached keys and values no longer
-        apply: the cache is rebuilt from the cropped window, one full forward
-        pass per new token from then on. Cached and uncached generation
+        Positions are absolute (learned, or rotary: keys are cached already
+        rotated), so sliding that window moves every token to a new position
+        and the cached keys and values no longer apply: the cache is rebuilt
+        from the cropped window, one full forward pass per new token from
+        then on. Cached and uncached generation
         therefore see the same context and give the same tokens.
 
         ``stop_token``: a row that has generated this id is finished: its
@@ -528,8 +740,7 @@ class GPT(nn.Module):
         previous mode is restored.
         """
         self._check_idx(idx)
-        pos = torch.arange(idx.size(1), device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        x = self._embed(idx)
         maps = []
         with eval_mode(self):
             for block in self.transformer.h:
