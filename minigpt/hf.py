@@ -1,4 +1,11 @@
-"""Converting minigpt's GPT to and from Hugging Face's ``GPT2LMHeadModel``.
+"""Converting minigpt's GPT to and from Hugging Face's models.
+
+The GPT-2 layout (the default :class:`~minigpt.model.GPTConfig`) converts to
+``GPT2LMHeadModel``, the Llama layout (:meth:`GPTConfig.llama
+<minigpt.model.GPTConfig.llama>`) to ``LlamaForCausalLM``: :func:`to_hf`,
+:func:`from_hf`, :func:`save_pretrained` and :func:`load_pretrained` choose
+by the config or by the model's class. The Llama mapping is described at
+:data:`LLAMA_NAMES`; the rest of this docstring is about GPT-2.
 
 The two share every parameter name
 (``transformer.h.0.attn.c_attn.weight`` ...). One difference: GPT-2
@@ -43,6 +50,8 @@ from minigpt.tokenizer import EOT, HFBPETokenizer
 
 __all__ = [
     "CONV1D_SUFFIXES",
+    "LLAMA_NAMES",
+    "llama_config_from_hf",
     "config_from_hf",
     "from_hf",
     "to_hf",
@@ -66,6 +75,26 @@ GELU_OF_HF = {
     "gelu_pytorch_tanh": "tanh",
     "gelu": "exact",
 }
+
+
+#: minigpt's name -> LlamaForCausalLM's, for every tensor but the fused
+#: ``attn.c_attn``, whose rows are ``q_proj``, ``k_proj``, ``v_proj``
+#: stacked (Q: n_embd rows, K and V: n_kv_head * head_dim each). In a
+#: block ``h.{i}.`` stands for ``model.layers.{i}.``. Both rotate halves
+#: (see :class:`minigpt.attention.RotaryEmbedding`), so no weight is
+#: permuted.
+LLAMA_NAMES = {
+    "transformer.wte.weight": "model.embed_tokens.weight",
+    "transformer.ln_f.weight": "model.norm.weight",
+    "lm_head.weight": "lm_head.weight",
+    "ln_1.weight": "input_layernorm.weight",
+    "attn.c_proj.weight": "self_attn.o_proj.weight",
+    "ln_2.weight": "post_attention_layernorm.weight",
+    "mlp.c_gate.weight": "mlp.gate_proj.weight",
+    "mlp.c_fc.weight": "mlp.up_proj.weight",
+    "mlp.c_proj.weight": "mlp.down_proj.weight",
+}
+_QKV = ("q_proj", "k_proj", "v_proj")
 
 
 def _is_conv1d(name: str) -> bool:
@@ -137,11 +166,13 @@ def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
 def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
     """A minigpt GPT holding the weights of a ``GPT2LMHeadModel``.
 
+    Or of a ``LlamaForCausalLM``, as a GPT of the Llama layout.
+
     ``model_or_path`` is the model or a folder saved by one. ``dropout``
     defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with its recipe.
     The result is in eval mode.
     """
-    from transformers import GPT2LMHeadModel
+    from transformers import AutoConfig, GPT2LMHeadModel, LlamaForCausalLM
 
     if isinstance(model_or_path, (str, Path)):
         if not Path(model_or_path).is_dir():
@@ -150,10 +181,15 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
                 "a folder written "
                 "by save_pretrained (config.json + model.safetensors)"
             )
-        model_or_path = GPT2LMHeadModel.from_pretrained(model_or_path)
+        kind = AutoConfig.from_pretrained(model_or_path).model_type
+        cls = LlamaForCausalLM if kind == "llama" else GPT2LMHeadModel
+        model_or_path = cls.from_pretrained(model_or_path)
+    if isinstance(model_or_path, LlamaForCausalLM):
+        return _from_hf_llama(model_or_path, dropout)
     if not isinstance(model_or_path, GPT2LMHeadModel):
         raise TypeError(
-            f"from_hf needs a transformers.GPT2LMHeadModel or a folder path, "
+            "from_hf needs a transformers.GPT2LMHeadModel, LlamaForCausalLM "
+            "or a folder path, "
             f"got {type(model_or_path).__name__}"
         )
     # the weights are replaced below: leave the caller's random state alone
@@ -173,8 +209,214 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
     return gpt.eval()
 
 
+def _check_eot_id(config: GPTConfig, eot_id) -> int:
+    eot_id = config.vocab_size - 1 if eot_id is None else eot_id
+    if (
+        isinstance(eot_id, bool)
+        or not isinstance(eot_id, int)
+        or not 0 <= eot_id < config.vocab_size
+    ):
+        raise ValueError(
+            f"eot_id must be a token id in 0..{config.vocab_size - 1}, got "
+            f"{eot_id!r}: "
+            "pass tokenizer.eot_id"
+        )
+    return eot_id
+
+
+def _is_llama_layout(config: GPTConfig) -> bool:
+    """Whether ``config`` asks for Llama (rotary, RMSNorm, SwiGLU)."""
+    return (
+        config.positions == "rotary"
+        or config.norm_layer == "rmsnorm"
+        or config.mlp == "swiglu"
+    )
+
+
+def _check_gpt2_layout(config: GPTConfig) -> None:
+    """Raise ValueError for an option GPT2LMHeadModel does not have."""
+    problems = {
+        "n_kv_head": config.n_kv_head in (None, config.n_head),
+        "tie_embeddings": config.tie_embeddings,
+        "norm_eps": config.norm_eps == 1e-5,
+        "intermediate_size": config.intermediate_size
+        in (None, 4 * config.n_embd),
+    }
+    bad = [name for name, ok in problems.items() if not ok]
+    if bad:
+        raise ValueError(
+            "GPT2LMHeadModel has multi-head attention, tied embeddings, "
+            "LayerNorm eps 1e-5 and a 4 * n_embd MLP; this GPT has "
+            + ", ".join(f"{name}={getattr(config, name)!r}" for name in bad)
+            + ". Use the default GPTConfig, or GPTConfig.llama for a "
+            "LlamaForCausalLM"
+        )
+
+
+def _check_llama_layout(config: GPTConfig) -> None:
+    """Raise ValueError unless ``config`` is all of Llama's layout."""
+    wanted = {
+        "positions": "rotary",
+        "norm_layer": "rmsnorm",
+        "mlp": "swiglu",
+        "bias": False,
+        "norm": "pre",
+    }
+    bad = {k: v for k, v in wanted.items() if getattr(config, k) != v}
+    if bad:
+        raise ValueError(
+            "LlamaForCausalLM needs "
+            + ", ".join(f"{k}={v!r}" for k, v in bad.items())
+            + "; this GPT has "
+            + ", ".join(f"{k}={getattr(config, k)!r}" for k in bad)
+            + ". Build the config with GPTConfig.llama(...)"
+        )
+
+
+def _llama_hf_name(name: str) -> str:
+    """LlamaForCausalLM's name for minigpt's tensor ``name``."""
+    if name in LLAMA_NAMES:
+        return LLAMA_NAMES[name]
+    _, _, i, rest = name.split(".", 3)  # transformer.h.{i}.rest
+    return f"model.layers.{i}.{LLAMA_NAMES[rest]}"
+
+
+def _to_hf_llama(gpt: GPT, eot_id: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = gpt.config
+    _check_llama_layout(config)
+    head_dim = config.n_embd // config.n_head
+    n_kv_head = config.n_kv_head or config.n_head
+    hf_config = LlamaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.n_embd,
+        intermediate_size=gpt.transformer.h[0].mlp.c_fc.out_features,
+        num_hidden_layers=config.n_layer,
+        num_attention_heads=config.n_head,
+        num_key_value_heads=n_kv_head,
+        head_dim=head_dim,
+        max_position_embeddings=config.block_size,
+        rms_norm_eps=config.norm_eps,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": config.rope_theta,
+        },
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+        attention_dropout=config.dropout,
+        tie_word_embeddings=config.tie_embeddings,
+        bos_token_id=eot_id,
+        eos_token_id=eot_id,
+    )
+    hf_model = LlamaForCausalLM(hf_config)
+    state = {}
+    sizes = [config.n_embd, n_kv_head * head_dim, n_kv_head * head_dim]
+    for name, tensor in gpt.state_dict().items():
+        if name == "lm_head.weight" and config.tie_embeddings:
+            continue
+        if name.endswith("attn.c_attn.weight"):
+            layer = name.split(".")[2]
+            for part, t in zip(_QKV, tensor.split(sizes)):
+                state[f"model.layers.{layer}.self_attn.{part}.weight"] = t
+        else:
+            state[_llama_hf_name(name)] = tensor
+    missing, unexpected = hf_model.load_state_dict(state, strict=False)
+    missing = [
+        name
+        for name in missing
+        if not (name == "lm_head.weight" and config.tie_embeddings)
+    ]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"weight names did not line up: missing {missing}, unexpected "
+            f"{unexpected}"
+        )
+    if config.tie_embeddings:
+        hf_model.tie_weights()
+    return hf_model.to(gpt.transformer.wte.weight.device).eval()
+
+
+def llama_config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
+    """The :class:`~minigpt.model.GPTConfig` of a ``LlamaConfig``.
+
+    Raises ValueError for an option minigpt does not have (biases, another
+    activation, RoPE scaling, a head size other than hidden / heads).
+    """
+    rope = dict(getattr(hf_config, "rope_parameters", None) or {})
+    head_dim = getattr(hf_config, "head_dim", None)
+    per_head = hf_config.hidden_size // hf_config.num_attention_heads
+    problems = {
+        "hidden_act": (
+            hf_config.hidden_act == "silu",
+            f"{hf_config.hidden_act!r}, minigpt's SwiGLU uses 'silu'",
+        ),
+        "attention_bias": (
+            not hf_config.attention_bias,
+            "True, minigpt's Llama layout has no biases",
+        ),
+        "mlp_bias": (
+            not getattr(hf_config, "mlp_bias", False),
+            "True, minigpt's Llama layout has no biases",
+        ),
+        "rope_type": (
+            rope.get("rope_type", "default") == "default",
+            f"{rope.get('rope_type')!r}, minigpt has the plain RoPE "
+            "('default') without scaling",
+        ),
+        "head_dim": (
+            head_dim in (None, per_head),
+            f"{head_dim}, minigpt's heads are hidden_size // "
+            f"num_attention_heads = {per_head} wide",
+        ),
+    }
+    bad = [f"{name}={why}" for name, (ok, why) in problems.items() if not ok]
+    if bad:
+        raise ValueError(
+            "this Llama configuration cannot be represented by minigpt's "
+            "GPT: " + "; ".join(bad)
+        )
+    return GPTConfig.llama(
+        vocab_size=hf_config.vocab_size,
+        block_size=hf_config.max_position_embeddings,
+        n_layer=hf_config.num_hidden_layers,
+        n_head=hf_config.num_attention_heads,
+        n_embd=hf_config.hidden_size,
+        n_kv_head=hf_config.num_key_value_heads,
+        intermediate_size=hf_config.intermediate_size,
+        rope_theta=rope.get("rope_theta", 10000.0),
+        norm_eps=hf_config.rms_norm_eps,
+        tie_embeddings=bool(hf_config.tie_word_embeddings),
+        dropout=dropout,
+    )
+
+
+def _from_hf_llama(hf_model, dropout: float) -> GPT:
+    with seeded_rng():
+        gpt = GPT(llama_config_from_hf(hf_model.config, dropout))
+    hf_state = hf_model.state_dict()
+    state = {}
+    for name in gpt.state_dict():
+        if name.endswith("attn.c_attn.weight"):
+            layer = name.split(".")[2]
+            prefix = f"model.layers.{layer}.self_attn."
+            state[name] = torch.cat(
+                [hf_state[f"{prefix}{part}.weight"] for part in _QKV]
+            )
+        else:
+            state[name] = hf_state[_llama_hf_name(name)]
+    gpt.load_state_dict(state)
+    return gpt.eval()
+
+
 def to_hf(gpt: GPT, eot_id: int | None = None):
     """``gpt`` as a ``transformers.GPT2LMHeadModel``, in eval mode.
+
+    A GPT of the Llama layout (:meth:`GPTConfig.llama
+    <minigpt.model.GPTConfig.llama>`) becomes a ``LlamaForCausalLM``
+    instead, with the names of :data:`LLAMA_NAMES` and ``c_attn`` split into
+    ``q_proj``, ``k_proj``, ``v_proj``.
 
     GPT-2's blocks are pre-LN (``norm="pre"``); a GPT without biases
     (``bias=False``) converts with every bias set to zero, which computes the
@@ -187,22 +429,15 @@ def to_hf(gpt: GPT, eot_id: int | None = None):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = gpt.config
+    eot_id = _check_eot_id(config, eot_id)
+    if _is_llama_layout(config):
+        return _to_hf_llama(gpt, eot_id)
     if config.norm != "pre":
         raise ValueError(
             f"GPT-2's blocks are pre-LN; this GPT has norm={config.norm!r}. "
             "Only GPTConfig(norm='pre') converts to GPT2LMHeadModel"
         )
-    eot_id = config.vocab_size - 1 if eot_id is None else eot_id
-    if (
-        isinstance(eot_id, bool)
-        or not isinstance(eot_id, int)
-        or not 0 <= eot_id < config.vocab_size
-    ):
-        raise ValueError(
-            f"eot_id must be a token id in 0..{config.vocab_size - 1}, got "
-            f"{eot_id!r}: "
-            "pass tokenizer.eot_id"
-        )
+    _check_gpt2_layout(config)
     hf_config = GPT2Config(
         vocab_size=config.vocab_size,
         n_positions=config.block_size,

@@ -182,8 +182,8 @@ def test_from_hf_rejects_what_minigpt_cannot_represent():
         from_hf("/nonexistent")
     with pytest.raises(
         TypeError,
-        match="from_hf needs a transformers.GPT2LMHeadModel or a folder "
-        "path, got dict",
+        match="from_hf needs a transformers.GPT2LMHeadModel, "
+        "LlamaForCausalLM or a folder path, got dict",
     ):
         from_hf({})
 
