@@ -383,7 +383,12 @@ def llama_config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
         n_layer=hf_config.num_hidden_layers,
         n_head=hf_config.num_attention_heads,
         n_embd=hf_config.hidden_size,
-        n_kv_head=hf_config.num_key_value_heads,
+        # None: as many as query heads, the default's spelling
+        n_kv_head=(
+            None
+            if hf_config.num_key_value_heads == hf_config.num_attention_heads
+            else hf_config.num_key_value_heads
+        ),
         intermediate_size=hf_config.intermediate_size,
         rope_theta=rope.get("rope_theta", 10000.0),
         norm_eps=hf_config.rms_norm_eps,

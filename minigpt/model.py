@@ -87,9 +87,10 @@ class GPTConfig:
     the faster (the Performance appendix measures by how much).
 
     The options of today's models, all off by default (see the module
-    docstring and :meth:`llama`): positions: "learned" (GPT-2's ``wpe``
-    table) or "rotary" (RoPE, base ``rope_theta``); norm_layer: "layernorm"
-    or "rmsnorm", both with epsilon ``norm_eps``; mlp: "gelu" or "swiglu";
+    docstring and :meth:`GPTConfig.llama`): positions: "learned" (GPT-2's
+    ``wpe`` table) or "rotary" (RoPE, base ``rope_theta``); norm_layer:
+    "layernorm" or "rmsnorm", both with epsilon ``norm_eps``; mlp: "gelu"
+    or "swiglu";
     intermediate_size: the MLP's hidden width (None: 4 n_embd for GELU,
     :func:`swiglu_hidden_size` for SwiGLU); n_kv_head: key/value heads of
     grouped-query attention (None: n_head, multi-head; 1: multi-query);
