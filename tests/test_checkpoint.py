@@ -254,3 +254,38 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
         match="does not match the model configuration in config.json",
     ):
         checkpoint.load(tmp_path / "ck")
+
+
+def test_a_checkpoint_from_before_the_llama_options_still_loads(tmp_path):
+    checkpoint.save(tmp_path / "ck", tiny())
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    new = ("positions", "rope_theta", "norm_layer", "norm_eps", "mlp")
+    new += ("intermediate_size", "n_kv_head", "tie_embeddings")
+    for key in new:
+        del meta["model_config"][key]
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    checkpoint.load_into(tiny(), tmp_path / "ck")
+    model, _, _ = checkpoint.load(tmp_path / "ck")
+    assert model.config == tiny().config
+
+
+def test_a_llama_layout_checkpoint_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = GPT(
+        GPTConfig.llama(
+            vocab_size=11,
+            block_size=8,
+            n_layer=1,
+            n_head=4,
+            n_embd=16,
+            n_kv_head=2,
+            intermediate_size=24,
+        )
+    )
+    checkpoint.save(tmp_path / "ck", model)
+    back, _, _ = checkpoint.load(tmp_path / "ck")
+    assert back.config == model.config
+    for (name, a), b in zip(
+        model.state_dict().items(), back.state_dict().values()
+    ):
+        assert torch.equal(a, b), name
