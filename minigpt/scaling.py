@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigpt.common import check_positive_int
-from minigpt.model import GPTConfig
+from minigpt.model import GPTConfig, swiglu_hidden_size
 
 __all__ = [
     "param_count",
+    "kv_cache_bytes_per_token",
     "forward_flops_per_token",
     "training_flops",
     "training_flops_for",
@@ -77,7 +78,8 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> float:
 def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     """The exact number of parameters of ``GPT(config)``, from its sizes.
 
-    With C = n_embd, V = vocab_size, T = block_size, L = n_layer:
+    With C = n_embd, V = vocab_size, T = block_size, L = n_layer, in GPT-2's
+    layout:
 
     - token and position embeddings: V C + T C (the output head is tied to the
       token embedding, so it adds nothing);
@@ -89,15 +91,54 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     GPT-2 small (V=50257, T=1024, L=12, C=768) has 124,439,808.
     ``non_embedding=True`` leaves out V C + T C, as
     :meth:`minigpt.model.GPT.num_params` does.
+
+    The options of today's models change the terms: rotary positions drop
+    T C; RMSNorm has a gain and no bias; grouped-query attention makes
+    c_attn C x (C + 2 n_kv_head d), d = C / n_head; SwiGLU has three
+    matrices of C x H (H its hidden width); an untied ``lm_head`` adds V C,
+    counted even with ``non_embedding`` (it is not an embedding).
     """
     _check_config(config)
     C, b = config.n_embd, int(config.bias)
-    norm = C * (1 + b)  # one LayerNorm: gain (+ bias)
-    block = 12 * C * C + b * 9 * C + 2 * norm
-    n = config.n_layer * block + norm
+    rms = config.norm_layer == "rmsnorm"
+    norm = C if rms else C * (1 + b)  # gain (+ bias)
+    kv_width = _kv_heads(config) * (C // config.n_head)
+    attention = C * (C + 2 * kv_width) + C * C + b * (2 * C + 2 * kv_width)
+    if config.mlp == "swiglu":
+        hidden = config.intermediate_size or swiglu_hidden_size(C)
+        mlp = 3 * C * hidden + b * (2 * hidden + C)
+    else:
+        hidden = config.intermediate_size or 4 * C
+        mlp = 2 * C * hidden + b * (hidden + C)
+    n = config.n_layer * (attention + mlp + 2 * norm) + norm
+    if not config.tie_embeddings:
+        n += config.vocab_size * C
     if not non_embedding:
-        n += (config.vocab_size + config.block_size) * C
+        positions = config.block_size if config.positions == "learned" else 0
+        n += (config.vocab_size + positions) * C
     return n
+
+
+def _kv_heads(config: GPTConfig) -> int:
+    return config.n_kv_head or config.n_head
+
+
+def kv_cache_bytes_per_token(
+    config: GPTConfig, bytes_per_value: int = 2
+) -> int:
+    """Bytes the KV cache holds for each token of context.
+
+    Every layer keeps a key and a value of n_kv_head x d numbers per token
+    (d = n_embd / n_head): n_layer x 2 x n_kv_head x d x bytes_per_value
+    (2 for 16-bit numbers). Grouped-query attention shrinks it by n_head /
+    n_kv_head; the weights do not enter at all.
+    """
+    _check_config(config)
+    check_positive_int(
+        "bytes_per_value", bytes_per_value, "; 2 for float16 or bfloat16"
+    )
+    head_dim = config.n_embd // config.n_head
+    return config.n_layer * 2 * _kv_heads(config) * head_dim * bytes_per_value
 
 
 def forward_flops_per_token(

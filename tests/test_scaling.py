@@ -17,6 +17,7 @@ from minigpt.scaling import (
     fit_power_law,
     forward_flops_per_token,
     gpu_days,
+    kv_cache_bytes_per_token,
     param_count,
     training_flops,
     training_flops_for,
@@ -61,6 +62,69 @@ def test_param_count_equals_the_model(config):
 
 def test_param_count_gpt2_small():
     assert param_count(GPTConfig.gpt2()) == 124_439_808
+
+
+MODERN = {
+    "llama, multi-head": GPTConfig.llama(65, 32, 2, 4, 32),
+    "llama, GQA 4/2": GPTConfig.llama(65, 32, 2, 4, 32, n_kv_head=2),
+    "llama, MQA, tied": GPTConfig.llama(
+        65, 32, 1, 4, 32, n_kv_head=1, tie_embeddings=True
+    ),
+    "llama, own MLP width": GPTConfig.llama(
+        50, 16, 2, 2, 24, intermediate_size=40
+    ),
+    "gpt-2 with RoPE, RMSNorm, biases": GPTConfig(
+        vocab_size=65,
+        block_size=32,
+        n_layer=2,
+        n_head=2,
+        n_embd=16,
+        positions="rotary",
+        norm_layer="rmsnorm",
+        n_kv_head=1,
+    ),
+    "swiglu with biases, untied": GPTConfig(
+        vocab_size=30,
+        block_size=8,
+        n_layer=1,
+        n_head=2,
+        n_embd=8,
+        mlp="swiglu",
+        intermediate_size=12,
+        tie_embeddings=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("config", MODERN.values(), ids=MODERN.keys())
+def test_param_count_equals_the_model_in_todays_layouts(config):
+    model = GPT(config)
+    assert param_count(config) == model.num_params()
+    assert param_count(config, non_embedding=True) == model.num_params(
+        non_embedding=True
+    )
+
+
+def test_param_count_llama3_8b():
+    # Llama 3 8B's published shapes; Hugging Face's count of its checkpoint
+    config = GPTConfig.llama(
+        128_256, 8192, 32, 32, 4096, n_kv_head=8, intermediate_size=14_336
+    )
+    assert param_count(config) == 8_030_261_248
+
+
+def test_kv_cache_bytes_per_token_by_hand():
+    # GPT-2 small: 12 layers x (key + value) x 768 numbers x 2 bytes
+    assert kv_cache_bytes_per_token(GPTConfig.gpt2()) == 12 * 2 * 768 * 2
+    # Llama 3 8B's shapes (32 layers, 32 heads, 8 kv heads, 4096 wide):
+    # 32 x 2 x 8 x 128 x 2 bytes = 131,072, a quarter of multi-head's
+    llama3 = GPTConfig.llama(128_256, 8192, 32, 32, 4096, n_kv_head=8)
+    assert kv_cache_bytes_per_token(llama3) == 131_072
+    multi_head = GPTConfig.llama(128_256, 8192, 32, 32, 4096)
+    assert kv_cache_bytes_per_token(multi_head) == 4 * 131_072
+    assert kv_cache_bytes_per_token(llama3, bytes_per_value=4) == 262_144
+    with pytest.raises(ValueError, match="bytes_per_value must be"):
+        kv_cache_bytes_per_token(llama3, bytes_per_value=0)
 
 
 def test_gpt3_training_flops_match_the_paper():
