@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minigpt.common import check_positive_int
+from minigpt.common import check_positive_int, shape_or_type
 
 __all__ = [
     "causal_mask",
@@ -70,11 +70,7 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor) or t.dim() < 2:
-            shape = (
-                tuple(t.shape)
-                if isinstance(t, torch.Tensor)
-                else type(t).__name__
-            )
+            shape = shape_or_type(t)
             raise ValueError(
                 f"{name} must be a tensor of shape (..., T, d) with at least "
                 f"2 dimensions, got {shape}"
@@ -123,11 +119,7 @@ def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
         or x.dim() != 3
         or x.shape[-1] != width
     ):
-        shape = (
-            tuple(x.shape)
-            if isinstance(x, torch.Tensor)
-            else type(x).__name__
-        )
+        shape = shape_or_type(x)
         raise ValueError(
             f"x must have shape (B, T, {width_name}={width}), got {shape}; "
             "add a batch dimension with x.unsqueeze(0) if you have one "

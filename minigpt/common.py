@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_path", "check_positive_int", "seeded_rng"]
+__all__ = ["atomic_path", "check_positive_int", "seeded_rng", "shape_or_type"]
 
 
 @contextlib.contextmanager
@@ -106,3 +106,14 @@ def seeded_rng(seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def shape_or_type(value):
+    """What an error message says it got: a tensor's shape, else a type name.
+
+    >>> shape_or_type(torch.zeros(2, 3)), shape_or_type([1, 2])
+    ((2, 3), 'list')
+    """
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    return type(value).__name__

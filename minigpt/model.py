@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minigpt.attention import KVCache, MultiHeadAttention
-from minigpt.common import check_positive_int
+from minigpt.common import check_positive_int, shape_or_type
 from minigpt.sampling import check_settings, sample_next
 
 __all__ = [
@@ -616,11 +616,7 @@ class GPT(nn.Module):
             not isinstance(targets, torch.Tensor)
             or targets.shape != idx.shape
         ):
-            got = (
-                tuple(targets.shape)
-                if isinstance(targets, torch.Tensor)
-                else type(targets).__name__
-            )
+            got = shape_or_type(targets)
             raise ValueError(
                 f"targets must have the shape of idx {tuple(idx.shape)}, got "
                 f"{got}"

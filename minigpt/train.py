@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from minigpt.common import check_positive_int
+from minigpt.common import check_positive_int, shape_or_type
 from minigpt.data import get_batch
 from minigpt.model import eval_mode
 
@@ -258,11 +258,7 @@ def evaluate(
     Each window starts with an empty context, as at the start of generation.
     """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.numel() < 2:
-        got = (
-            tuple(ids.shape)
-            if isinstance(ids, torch.Tensor)
-            else type(ids).__name__
-        )
+        got = shape_or_type(ids)
         raise ValueError(
             f"evaluate needs a 1-D tensor of at least 2 token ids, got {got}"
         )
