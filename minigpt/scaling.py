@@ -104,11 +104,10 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     norm = C if rms else C * (1 + b)  # gain (+ bias)
     kv_width = _kv_heads(config) * (C // config.n_head)
     attention = C * (C + 2 * kv_width) + C * C + b * (2 * C + 2 * kv_width)
+    hidden = _mlp_width(config)
     if config.mlp == "swiglu":
-        hidden = config.intermediate_size or swiglu_hidden_size(C)
         mlp = 3 * C * hidden + b * (2 * hidden + C)
     else:
-        hidden = config.intermediate_size or 4 * C
         mlp = 2 * C * hidden + b * (hidden + C)
     n = config.n_layer * (attention + mlp + 2 * norm) + norm
     if not config.tie_embeddings:
@@ -121,6 +120,15 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
 
 def _kv_heads(config: GPTConfig) -> int:
     return config.n_kv_head or config.n_head
+
+
+def _mlp_width(config: GPTConfig) -> int:
+    """The MLP's hidden width H: 4C for GELU, Llama's rounding for SwiGLU."""
+    if config.intermediate_size:
+        return config.intermediate_size
+    if config.mlp == "swiglu":
+        return swiglu_hidden_size(config.n_embd)
+    return 4 * config.n_embd
 
 
 def kv_cache_bytes_per_token(
@@ -299,13 +307,19 @@ def activation_bytes(
 ) -> int:
     """Bytes of activations that one forward pass keeps for the backward pass.
 
-    Per token and block (fused attention, dropout 0): LayerNorm inputs 2C,
-    attention input C, Q/K/V 3C, attention output C, MLP input C, GELU input
-    4C and output 4C, plus the attention's log-sum-exp (n_head) and LayerNorm
-    statistics (4): 16 C + n_head + 4 values. After the blocks: ln_f input and
-    lm_head input 2C, and the log-probabilities V. The written-out attention
-    path would add the T x T weights, n_head T per token. Matches what PyTorch
-    actually saves to within a few per cent (tested).
+    Per token and block (fused attention, dropout 0), for GPT-2's layout:
+    LayerNorm inputs 2C, attention input C, Q/K/V 3C, attention output C, MLP
+    input C, GELU input 4C and output 4C, plus the attention's log-sum-exp
+    (n_head) and LayerNorm statistics (4): 16 C + n_head + 4 values. The
+    options of today's models change four terms: Q/K/V is C + 2 kv (kv =
+    n_kv_head x head size); rotary positions keep the rotated q and k too (C +
+    kv); RMSNorm keeps its input, its statistic and the normalised vector
+    before the weight (2C + 1 per norm); SwiGLU keeps the gate, its SiLU, the
+    up projection and their product (4 H, H the hidden width; GELU: 2 H).
+    After the blocks: ln_f input and lm_head input 2C (RMSNorm: 3C + 1), and
+    the log-probabilities V. The written-out attention path would add the T
+    x T weights, n_head T per token. Matches what PyTorch actually saves to
+    within a few per cent (tested).
     """
     _check_config(config)
     T = config.block_size if seq_len is None else seq_len
@@ -321,9 +335,17 @@ def activation_bytes(
             "cannot see more"
         )
     C = config.n_embd
+    kv = _kv_heads(config) * (C // config.n_head)
+    hidden = _mlp_width(config)
+    norm = 2 * C + 1 if config.norm_layer == "rmsnorm" else C + 2
+    attention = C + (C + 2 * kv) + C + config.n_head  # in, qkv, out, lse
+    if config.positions == "rotary":
+        attention += C + kv  # the rotated q and k
+    mlp = C + (4 * hidden if config.mlp == "swiglu" else 2 * hidden)
+    final = norm - 2 + C if config.norm_layer == "layernorm" else norm + C
     per_token = (
-        config.n_layer * (16 * C + config.n_head + 4)
-        + 2 * C
+        config.n_layer * (2 * norm + attention + mlp)
+        + final
         + config.vocab_size
     )
     return batch_size * T * per_token * bytes_per_value

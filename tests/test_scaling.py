@@ -278,6 +278,13 @@ def _saved_activation_bytes(model, idx):
             ),
             2,
         ),
+        # today's layouts: each option alone, then Llama with GQA and MQA
+        (GPTConfig(65, 32, 2, 4, 64, positions="rotary"), 8),
+        (GPTConfig(65, 32, 2, 4, 64, norm_layer="rmsnorm"), 8),
+        (GPTConfig(65, 32, 2, 4, 64, mlp="swiglu", intermediate_size=170), 8),
+        (GPTConfig(65, 32, 2, 4, 64, n_kv_head=1), 8),
+        (GPTConfig.llama(65, 32, 2, 4, 64, n_kv_head=2), 8),
+        (GPTConfig.llama(500, 48, 3, 4, 96, n_kv_head=1), 4),
     ],
 )
 def test_activation_bytes_match_what_autograd_saves(config, batch):
