@@ -50,6 +50,9 @@ __all__ = [
     "check_distinct_ngrams",
     "check_generation_speed",
     "check_equivariance",
+    "check_apply_rope",
+    "check_rms_norm",
+    "check_grouped_query_attention",
 ]
 
 
@@ -1337,3 +1340,123 @@ def check_equivariance(fn: Callable, verbose: bool = True) -> Report:
             ],
             verbose=verbose,
         )
+
+
+# --- From GPT-2 to today's models ---
+
+
+def _rope_by_complex_numbers(
+    x: torch.Tensor, start: int, theta: float
+) -> torch.Tensor:
+    """RoPE as complex multiplication, Hugging Face's halves convention.
+
+    Component j and component j + d/2 of x (..., T, d) form the complex
+    number z_j, which position m multiplies by exp(i m theta^(-2j/d)).
+    """
+    d = x.shape[-1]
+    x = x.double()
+    z = torch.complex(x[..., : d // 2], x[..., d // 2 :])
+    j = torch.arange(d // 2, dtype=torch.float64)
+    m = torch.arange(start, start + x.shape[-2], dtype=torch.float64)
+    rotated = z * torch.polar(
+        torch.ones(len(m), d // 2, dtype=torch.float64),
+        torch.outer(m, theta ** (-2 * j / d)),
+    )
+    return torch.cat((rotated.real, rotated.imag), dim=-1).float()
+
+
+def check_apply_rope(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(x, start, theta) -> x rotated`` (rotary positions).
+
+    x (B, heads, T, d) holds queries or keys at positions start .. start +
+    T - 1; pair j is components (j, j + d/2), rotated by the angle
+    m * theta^(-2j/d) at position m, as Hugging Face's Llama does. The
+    reference multiplies complex numbers instead of rotating pairs.
+    """
+    torch.manual_seed(0)
+    cases = []
+    for name, shape, start, theta in (
+        ("position 0 is the identity", (1, 1, 1, 8), 0, 10000.0),
+        ("one head, 5 positions", (1, 1, 5, 8), 0, 10000.0),
+        ("batch of 2, 3 heads, d = 32", (2, 3, 7, 32), 0, 10000.0),
+        ("positions 60..63 (start = 60)", (1, 2, 4, 16), 60, 10000.0),
+        ("Llama 3's theta = 500000", (1, 1, 6, 64), 100, 500000.0),
+        ("d = 2: a single pair", (1, 1, 9, 2), 3, 10.0),
+    ):
+        x = torch.randn(shape)
+        expected = _rope_by_complex_numbers(x, start, theta)
+        cases.append(Case(name, (x, start, theta), expected, atol=1e-4))
+    return check(fn, cases, verbose=verbose)
+
+
+def check_rms_norm(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(x, weight, eps) -> RMSNorm of x`` over the last dim.
+
+    ``x / sqrt(mean(x^2) + eps) * weight``; the reference is PyTorch's own
+    ``torch.nn.functional.rms_norm``.
+    """
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    cases = []
+    for name, x, weight, eps in (
+        ("a vector of 8, weight 1", torch.randn(8), torch.ones(8), 1e-5),
+        (
+            "(2, 3, 16) with a learned weight",
+            torch.randn(2, 3, 16),
+            torch.randn(16),
+            1e-5,
+        ),
+        (
+            "large values (x 1000): scale does not matter",
+            1000 * torch.randn(4, 32),
+            torch.rand(32),
+            1e-6,
+        ),
+        (
+            "tiny values: eps matters",
+            1e-3 * torch.randn(3, 8),
+            torch.ones(8),
+            1e-5,
+        ),
+        ("all zeros stay zero", torch.zeros(2, 4), torch.ones(4), 1e-5),
+        (
+            "not LayerNorm: the mean is kept",
+            5 + torch.randn(2, 16),
+            torch.ones(16),
+            1e-5,
+        ),
+    ):
+        expected = F.rms_norm(x, (x.shape[-1],), weight, eps)
+        cases.append(Case(name, (x, weight, eps), expected, atol=1e-5))
+    return check(fn, cases, verbose=verbose)
+
+
+def check_grouped_query_attention(
+    fn: Callable, verbose: bool = True
+) -> Report:
+    """Check your ``fn(q, k, v) -> out``: causal grouped-query attention.
+
+    q (B, n_head, T, d); k and v (B, n_kv_head, T, d) with n_head a multiple
+    of n_kv_head: query head i uses key/value head i // (n_head //
+    n_kv_head). out (B, n_head, T, d). The reference is PyTorch's
+    ``F.scaled_dot_product_attention(..., is_causal=True,
+    enable_gqa=True)``.
+    """
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    cases = []
+    for name, n_head, n_kv_head, T, d in (
+        ("multi-head: 4 query, 4 key/value heads", 4, 4, 6, 8),
+        ("grouped: 8 query heads, 2 key/value heads", 8, 2, 7, 16),
+        ("multi-query: 4 query heads, 1 key/value head", 4, 1, 5, 8),
+        ("one position", 6, 3, 1, 4),
+    ):
+        q = torch.randn(2, n_head, T, d)
+        k, v = torch.randn(2, 2, n_kv_head, T, d)
+        expected = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, enable_gqa=True
+        )
+        cases.append(Case(name, (q, k, v), expected, atol=1e-5))
+    return check(fn, cases, verbose=verbose)

@@ -247,3 +247,77 @@ def test_equivariance():
             f(x[:, p]).sum(1), f(x).sum(1), atol=1e-5
         ),
     )
+
+
+# --- From GPT-2 to today's models ---
+
+
+def _rope(x, start, theta, interleaved=False, offset=0):
+    from minigpt.attention import RotaryEmbedding
+
+    if interleaved:  # pairs (2j, 2j + 1): Meta's convention, not HF's
+        d = x.shape[-1]
+        order = torch.cat((torch.arange(0, d, 2), torch.arange(1, d, 2)))
+        back = torch.argsort(order)
+        rotated = RotaryEmbedding(d, theta)(x[..., order], start)
+        return rotated[..., back]
+    return RotaryEmbedding(x.shape[-1], theta)(x, start + offset)
+
+
+def test_apply_rope():
+    assert passes(ex.check_apply_rope, _rope)
+    # the start ignored; Meta's interleaved pairs; theta fixed at 10000
+    assert not passes(ex.check_apply_rope, lambda x, s, t: _rope(x, 0, t))
+    assert not passes(
+        ex.check_apply_rope, lambda x, s, t: _rope(x, s, t, interleaved=True)
+    )
+    assert not passes(
+        ex.check_apply_rope, lambda x, s, t: _rope(x, s, 10000.0)
+    )
+    assert not passes(
+        ex.check_apply_rope, lambda x, s, t: _rope(x, s, t, offset=1)
+    )
+
+
+def test_rms_norm():
+    def rms_norm(x, weight, eps):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+    assert passes(ex.check_rms_norm, rms_norm)
+
+    def layer_norm(x, weight, eps):
+        return torch.nn.functional.layer_norm(
+            x, (x.shape[-1],), weight, None, eps
+        )
+
+    assert not passes(ex.check_rms_norm, layer_norm)
+    # eps outside the square root; the weight forgotten
+    assert not passes(
+        ex.check_rms_norm,
+        lambda x, w, e: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + e) * w,
+    )
+    assert not passes(ex.check_rms_norm, lambda x, w, e: rms_norm(x, 1, e))
+
+
+def test_grouped_query_attention():
+    import torch.nn.functional as F
+
+    def gqa(q, k, v, interleave=False):
+        group = q.shape[1] // k.shape[1]
+        if interleave:  # head i -> kv head i % n_kv_head: the wrong groups
+            k, v = k.repeat(1, group, 1, 1), v.repeat(1, group, 1, 1)
+        else:
+            k = k.repeat_interleave(group, dim=1)
+            v = v.repeat_interleave(group, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    assert passes(ex.check_grouped_query_attention, gqa)
+    assert not passes(
+        ex.check_grouped_query_attention,
+        lambda q, k, v: gqa(q, k, v, interleave=True),
+    )
+
+    def no_mask(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+
+    assert not passes(ex.check_grouped_query_attention, no_mask)
