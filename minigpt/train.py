@@ -40,6 +40,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from minigpt.common import check_positive_int, shape_or_type
@@ -53,6 +54,7 @@ __all__ = [
     "lr_at",
     "make_optimizer",
     "evaluate",
+    "loss_by_position",
     "BatchSource",
     "TokenStream",
     "resolve_device",
@@ -286,6 +288,43 @@ def evaluate(
             total += model(x, y)[1].item() * tail
             count += tail
     return total / count
+
+
+@torch.no_grad()
+def loss_by_position(
+    model: nn.Module, ids: torch.Tensor, length: int, batch_size: int = 64
+) -> torch.Tensor:
+    """Mean next-token loss (nats) at each position of windows of ``length``.
+
+    ``ids`` (N,) is cut into consecutive, non-overlapping windows as in
+    :func:`evaluate` (the remainder shorter than a window is left out);
+    entry t of the result (length,) is the loss of predicting each window's
+    token t + 1 from its tokens 0..t, averaged over the windows. Position 0
+    sees one token of context, the last position ``length``. The model
+    must accept ``length`` tokens: at most its ``block_size``.
+    """
+    check_positive_int("length", length)
+    check_positive_int("batch_size", batch_size)
+    n = (ids.numel() - 1) // length if isinstance(ids, torch.Tensor) else 0
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or n < 1:
+        raise ValueError(
+            f"loss_by_position needs a 1-D tensor of at least length + 1 = "
+            f"{length + 1} token ids, got {shape_or_type(ids)}"
+        )
+    device = next(model.parameters()).device
+    inputs = ids[: n * length].view(n, length)
+    targets = ids[1 : n * length + 1].view(n, length)
+    total = torch.zeros(length, dtype=torch.float64)
+    with eval_mode(model):
+        for start in range(0, n, batch_size):
+            x = inputs[start : start + batch_size].to(device)
+            y = targets[start : start + batch_size].to(device)
+            logits = model(x)[0]
+            losses = F.cross_entropy(
+                logits.transpose(1, 2), y, reduction="none"
+            )
+            total += losses.double().sum(0).cpu()
+    return (total / n).float()
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from minigpt.train import (
     TokenStream,
     TrainConfig,
     evaluate,
+    loss_by_position,
     lr_at,
     make_optimizer,
     train,
@@ -319,6 +320,42 @@ def test_evaluate_rejects_sizes_that_are_not_positive_ints(bad):
         ValueError, match=f"batch_size must be a positive int, got {bad!r}"
     ):
         evaluate(model, ids, 8, bad)
+
+
+def test_loss_by_position_averages_each_position_over_the_windows():
+    model = tiny_model(block_size=8, dropout=0.5).train()
+    # 3 whole windows of 6 (19 ids), the 4 ids after them left out
+    ids = torch.randint(16, (23,), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.eval()
+        windows = [
+            torch.nn.functional.cross_entropy(
+                model(ids[s : s + 6][None])[0][0],
+                ids[s + 1 : s + 7],
+                reduction="none",
+            )
+            for s in (0, 6, 12)
+        ]
+        model.train()
+    expected = torch.stack(windows).mean(0)
+    result = loss_by_position(model, ids, 6, batch_size=2)
+    assert result.shape == (6,)
+    torch.testing.assert_close(result, expected)
+    # the mean over positions is evaluate's loss on the same windows
+    assert result.mean().item() == pytest.approx(
+        evaluate(model, ids[:19], 6), rel=1e-6
+    )
+    assert model.training  # dropout was off inside, and is on again
+
+
+def test_loss_by_position_rejects_bad_input():
+    model, ids = tiny_model(block_size=8), toy_data()[1]
+    with pytest.raises(ValueError, match="at least length \\+ 1 = 9"):
+        loss_by_position(model, ids[:8], 8)
+    with pytest.raises(ValueError, match="length must be a positive int"):
+        loss_by_position(model, ids, 0)
+    with pytest.raises(ValueError, match="block_size is 8"):
+        loss_by_position(model, ids, 9)  # the model's own context check
 
 
 def test_evaluate_restores_training_mode_when_the_model_raises():
