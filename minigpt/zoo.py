@@ -195,8 +195,19 @@ class Preset:
         return values
 
 
+# nanoGPT's CPU Shakespeare size and budget, shared by the book's presets
+SMALL = {
+    "block_size": 64,
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "dropout": 0.0,
+}
+BUDGET = {"max_iters": 2000, "batch_size": 12, "eval_interval": 250}
+SAMPLE_STEPS = (0, 100, 250, 500, 1000, 2000)
+
 #: The book's presets by name: ``PRESETS["shakespeare-char"]``,
-#: ``PRESETS["shakespeare-bpe"]``.
+#: ``PRESETS["shakespeare-bpe"]``, ``PRESETS["shakespeare-char-llama"]``.
 PRESETS = {
     p.name: p
     for p in (
@@ -205,15 +216,9 @@ PRESETS = {
             description="characters of Tiny Shakespeare; nanoGPT's CPU model "
             "size (4 layers, 4 heads, width 128)",
             tokenizer="char",
-            model={
-                "block_size": 64,
-                "n_layer": 4,
-                "n_head": 4,
-                "n_embd": 128,
-                "dropout": 0.0,
-            },
-            train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
-            sample_steps=(0, 100, 250, 500, 1000, 2000),
+            model=dict(SMALL),
+            train=dict(BUDGET),
+            sample_steps=SAMPLE_STEPS,
         ),
         Preset(
             name="shakespeare-bpe",
@@ -221,15 +226,29 @@ PRESETS = {
             "Shakespeare; 4 layers, 4 heads, width 128",
             tokenizer="bpe",
             vocab_size=1024,
+            model=dict(SMALL),
+            train=dict(BUDGET),
+            sample_steps=SAMPLE_STEPS,
+        ),
+        Preset(
+            name="shakespeare-char-llama",
+            description="characters of Tiny Shakespeare; the Llama layout "
+            "(rotary positions, RMSNorm, SwiGLU, no biases, untied head) "
+            "with shakespeare-char's size and parameter count",
+            tokenizer="char",
             model={
-                "block_size": 64,
-                "n_layer": 4,
-                "n_head": 4,
-                "n_embd": 128,
-                "dropout": 0.0,
+                **SMALL,
+                "bias": False,
+                "positions": "rotary",
+                "norm_layer": "rmsnorm",
+                "mlp": "swiglu",
+                # 3 x 128 x 345 per MLP: the 809,856 parameters of
+                # shakespeare-char exactly
+                "intermediate_size": 345,
+                "tie_embeddings": False,
             },
-            train={"max_iters": 2000, "batch_size": 12, "eval_interval": 250},
-            sample_steps=(0, 100, 250, 500, 1000, 2000),
+            train=dict(BUDGET),
+            sample_steps=SAMPLE_STEPS,
         ),
     )
 }

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from minigpt import data, zoo
+from minigpt.model import GPT, GPTConfig
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me "
@@ -212,14 +213,18 @@ def test_bpe_preset_trains_its_tokenizer_with_the_preset_vocabulary(cache):
 
 
 def test_the_book_presets():
-    assert list(zoo.PRESETS) == ["shakespeare-char", "shakespeare-bpe"]
-    char, bpe = zoo.PRESETS.values()
+    assert list(zoo.PRESETS) == [
+        "shakespeare-char",
+        "shakespeare-bpe",
+        "shakespeare-char-llama",
+    ]
+    char, bpe, llama = zoo.PRESETS.values()
     assert (
-        char.tokenizer == "char"
+        char.tokenizer == "char" == llama.tokenizer
         and bpe.tokenizer == "bpe"
         and 1000 <= bpe.vocab_size <= 2000
     )
-    for preset in (char, bpe):
+    for preset in (char, bpe, llama):
         assert (
             preset.corpus == "tinyshakespeare"
             and preset.train_config().device == "cpu"
@@ -228,6 +233,25 @@ def test_the_book_presets():
             preset.sample_steps[0] == 0
             and preset.sample_steps[-1] == preset.train_config().max_iters
         )
+
+
+def test_the_llama_preset_is_the_char_model_in_the_llama_layout():
+    """Same size, training and parameter count; only the layout differs."""
+    char, llama = (
+        zoo.PRESETS[name]
+        for name in ("shakespeare-char", "shakespeare-char-llama")
+    )
+    assert llama.train == char.train and llama.seed == char.seed
+    gpt2_config, llama_config = (p.gpt_config(65) for p in (char, llama))
+    assert llama_config == GPTConfig.llama(
+        vocab_size=65,
+        block_size=gpt2_config.block_size,
+        n_layer=gpt2_config.n_layer,
+        n_head=gpt2_config.n_head,
+        n_embd=gpt2_config.n_embd,
+        intermediate_size=345,
+    )
+    assert GPT(llama_config).num_params() == GPT(gpt2_config).num_params()
 
 
 def test_unknown_name_is_refused():
