@@ -8,9 +8,11 @@ either time alone. Each script prints a table and writes its rows to
 ``benchmarks/results/<name>.json`` for the book's performance appendix.
 """
 
+import fcntl
 import json
 import os
 import statistics
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,3 +109,42 @@ def save(script: str, rows: list[dict]) -> Path:
 def row(comparison: Comparison, **extra) -> dict:
     """A JSON-ready dict of one comparison, its ratio and ``extra``."""
     return {**asdict(comparison), "ratio": comparison.ratio, **extra}
+
+
+def read_rows(script: str) -> list[dict]:
+    """The rows saved so far in results/<script>.json ([] if none)."""
+    path = RESULTS_DIR / f"{script}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
+def append_row(script: str, row: dict) -> None:
+    """Add ``row`` to results/<script>.json.
+
+    A lock keeps concurrent sweeps from losing each other's rows.
+    """
+    lock_path = Path(tempfile.gettempdir()) / f"minigpt-{script}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        save(script, read_rows(script) + [row])
+
+
+def parse_sweep_args(parser, argv=None):
+    """``parser``'s arguments plus the two every sweep has.
+
+    ``--threads`` (torch threads, default 1: a sweep runs one process per
+    core) is applied at once; ``--summary`` asks for the recorded results
+    only.
+    """
+    import torch
+
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default: 1)"
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="only print the results recorded so far",
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args

@@ -51,16 +51,13 @@ with min_lr 4e-4 is ``TrainConfig``'s default.
 """
 
 import argparse
-import fcntl
 import itertools
 import json
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-from harness import RESULTS_DIR, save
+from harness import append_row, parse_sweep_args, read_rows
 
 import minigpt
 from minigpt.data import load_text, train_val_split
@@ -119,28 +116,10 @@ def run(recipe: dict, seed: int, eval_interval: int) -> dict:
     }
 
 
-def append(row: dict) -> None:
-    """Add ``row`` to the results file.
-
-    A lock keeps concurrent sweeps from losing each other's rows.
-    """
-    with open(
-        Path(tempfile.gettempdir()) / f"minigpt-{NAME}.lock", "w"
-    ) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = read_rows()
-        save(NAME, rows + [row])
-
-
-def read_rows() -> list[dict]:
-    path = RESULTS_DIR / f"{NAME}.json"
-    return json.loads(path.read_text())["rows"] if path.exists() else []
-
-
 def summary() -> None:
     """Mean and spread of the final loss per recipe, best first."""
     groups: dict[str, list[dict]] = {}
-    for row in read_rows():
+    for row in read_rows(NAME):
         groups.setdefault(
             json.dumps(row["recipe"], sort_keys=True), []
         ).append(row)
@@ -220,18 +199,9 @@ def main(argv=None) -> None:
         default=100,
         help="steps between full validations",
     )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (default: 1)"
-    )
-    parser.add_argument(
-        "--summary",
-        action="store_true",
-        help="only print the results recorded so far",
-    )
-    args = parser.parse_args(argv)
+    args = parse_sweep_args(parser, argv)
     if args.summary:
         return summary()
-    torch.set_num_threads(args.threads)
     for lr, ratio, warmup, beta2, decay, seed in itertools.product(
         args.lr,
         args.min_lr_ratio,
@@ -248,7 +218,7 @@ def main(argv=None) -> None:
             weight_decay=decay,
         )
         row = run(recipe, seed, args.eval_interval)
-        append(row)
+        append_row(NAME, row)
         print(
             f"val {row['val_loss']:.4f} (first <= {NANOGPT_END} at step "
             f"{row['first_step_at_or_below_1.89']}, "

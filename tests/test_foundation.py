@@ -168,6 +168,29 @@ def test_harness_interleaves_and_computes_the_ratio(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_harness_appends_rows_under_a_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
+    assert harness.read_rows("sweep") == []
+    harness.append_row("sweep", {"seed": 0})
+    harness.append_row("sweep", {"seed": 1})
+    assert harness.read_rows("sweep") == [{"seed": 0}, {"seed": 1}]
+
+
+def test_modern_sweep_matches_every_variant_to_gpt2s_size():
+    # the chapter compares layouts at equal parameter count: the MLP width
+    # absorbs what a change adds or removes, to within 0.1 %
+    import sweep_modern
+
+    from minigpt import scaling
+
+    target = scaling.param_count(sweep_modern.variant_config("gpt2", 65))
+    for variant in [*sweep_modern.CHANGES, "llama"]:
+        config = sweep_modern.variant_config(variant, 65)
+        assert abs(scaling.param_count(config) / target - 1) < 1e-3, variant
+    assert sweep_modern.variant_config("llama", 65).positions == "rotary"
+    assert sweep_modern.variant_config("mqa", 65).n_kv_head == 1
+
+
 def test_harness_rejects_bad_repeats():
     with pytest.raises(
         ValueError, match="repeats must be a positive int, got 0"
