@@ -348,19 +348,33 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
-def swiglu_hidden_size(n_embd: int, multiple_of: int = 256) -> int:
+def swiglu_hidden_size(
+    n_embd: int, multiple_of: int = 256, ffn_dim_multiplier: float = 1.0
+) -> int:
     """The hidden width of Llama's SwiGLU MLP for residual width n_embd.
 
     SwiGLU has three matrices instead of two, so Llama shrinks 4 n_embd by
-    2/3 to keep the parameter count, then rounds up to a multiple of
-    ``multiple_of`` (256 in Llama): ``multiple_of * ceil(int(8 n_embd / 3)
-    / multiple_of)``. E.g. 4096 -> 11008 (Llama 7B); small widths round up
-    a lot (64 -> 256), so pass ``GPTConfig(intermediate_size=...)`` to
-    choose the width yourself.
+    2/3 to keep the parameter count, optionally scales it by
+    ``ffn_dim_multiplier``, then rounds up to a multiple of ``multiple_of``,
+    as Meta's code does: ``h = int(2 * 4 n_embd / 3)``, ``h =
+    int(ffn_dim_multiplier * h)``, rounded up. E.g. 4096 -> 11008 (Llama 7B,
+    Llama 2 7B); Llama 3 8B's ``ffn_dim_multiplier=1.3, multiple_of=1024``
+    give 14336. Small widths round up a lot (64 -> 256), so pass
+    ``GPTConfig(intermediate_size=...)`` to choose the width yourself.
     """
     check_positive_int("n_embd", n_embd)
     check_positive_int("multiple_of", multiple_of)
+    if (
+        isinstance(ffn_dim_multiplier, bool)
+        or not isinstance(ffn_dim_multiplier, (int, float))
+        or not ffn_dim_multiplier > 0
+    ):
+        raise ValueError(
+            "ffn_dim_multiplier must be a number > 0, got "
+            f"{ffn_dim_multiplier!r}; Llama 3 uses 1.3, 1.0 leaves 8C/3"
+        )
     hidden = int(2 * 4 * n_embd / 3)
+    hidden = int(ffn_dim_multiplier * hidden)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
 

@@ -205,7 +205,13 @@ def test_swiglu_equals_its_formula_and_llamas_width():
     torch.manual_seed(0)
     mlp = SwiGLU(config)
     assert mlp.c_fc.out_features == swiglu_hidden_size(32) == 256
-    assert swiglu_hidden_size(4096) == 11008  # Llama 7B
+    # the published widths: Llama 7B / Llama 2 7B, Llama 2 70B, Llama 3 8B
+    assert swiglu_hidden_size(4096) == 11008
+    assert swiglu_hidden_size(8192, 4096, ffn_dim_multiplier=1.3) == 28672
+    assert swiglu_hidden_size(4096, 1024, ffn_dim_multiplier=1.3) == 14336
+    for bad in (0, -1.3, True, "1.3"):
+        with pytest.raises(ValueError, match="ffn_dim_multiplier must be"):
+            swiglu_hidden_size(4096, ffn_dim_multiplier=bad)
     x = torch.randn(2, 3, 32)
     gate, up = x @ mlp.c_gate.weight.T, x @ mlp.c_fc.weight.T
     expected = (gate * torch.sigmoid(gate) * up) @ mlp.c_proj.weight.T
