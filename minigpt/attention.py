@@ -342,6 +342,10 @@ class RotaryEmbedding(nn.Module):
     The angles are computed in float32 as Hugging Face does, then cos and
     sin are cast to the dtype of q and k. No parameters, no buffers: the
     state dict is that of the model without RoPE minus the position table.
+    cos and sin of every position asked for so far are kept in a table
+    (a plain attribute, grown by doubling), so that generating a token
+    slices it instead of recomputing them in every layer: the same numbers,
+    a handful of operations fewer per layer and token.
 
     forward(x (B, heads, T, d), start=0) -> x rotated to the positions
     start .. start + T - 1 (with a KV cache, ``start`` is the number of
@@ -367,17 +371,33 @@ class RotaryEmbedding(nn.Module):
                 "uses 10000.0 (Llama 3: 500000.0)"
             )
         self.head_dim, self.theta = head_dim, float(theta)
+        # (cos, sin) of positions 0 .. n - 1 in float32, built on first use
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _angles(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin (n, head_dim) of positions 0 .. n - 1, float32."""
+        j = torch.arange(0, self.head_dim, 2, device=device).float()
+        inv_freq = 1.0 / (self.theta ** (j / self.head_dim))  # theta_j
+        pos = torch.arange(n, device=device).float()
+        angles = torch.outer(pos, inv_freq)  # (n, d/2)
+        angles = torch.cat((angles, angles), dim=-1)  # (n, d): halves
+        return angles.cos(), angles.sin()
 
     def cos_sin(
         self, start: int, T: int, device=None, dtype=torch.float32
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin (T, head_dim) of positions start .. start + T - 1."""
-        j = torch.arange(0, self.head_dim, 2, device=device).float()
-        inv_freq = 1.0 / (self.theta ** (j / self.head_dim))  # theta_j
-        pos = torch.arange(start, start + T, device=device).float()
-        angles = torch.outer(pos, inv_freq)  # (T, d/2)
-        angles = torch.cat((angles, angles), dim=-1)  # (T, d): halves
-        return angles.cos().to(dtype), angles.sin().to(dtype)
+        device = torch.device("cpu") if device is None else device
+        end = start + T
+        if (
+            self._table is None
+            or len(self._table[0]) < end
+            or self._table[0].device != torch.device(device)
+        ):
+            have = 0 if self._table is None else len(self._table[0])
+            self._table = self._angles(max(end, 2 * have), device)
+        cos, sin = self._table
+        return cos[start:end].to(dtype), sin[start:end].to(dtype)
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         cos, sin = self.cos_sin(start, x.shape[-2], x.device, x.dtype)
@@ -455,14 +475,14 @@ class MultiHeadAttention(nn.Module):
         _check_input(x, self.n_embd, "n_embd")
         B, T, C = x.shape
         kv_width = self.n_kv_head * self.head_dim
-        q, k, v = self.c_attn(x).split([C, kv_width, kv_width], dim=2)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k, v = (
-            t.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-            for t in (k, v)
-        )
-        if self.rope is not None:
-            q, k = self.rope(q, start), self.rope(k, start)
+        # the query heads and the key heads side by side, then the values
+        qk, v = self.c_attn(x).split([C + kv_width, kv_width], dim=2)
+        heads = self.n_head + self.n_kv_head
+        qk = qk.view(B, T, heads, self.head_dim).transpose(1, 2)
+        if self.rope is not None:  # one rotation for queries and keys
+            qk = self.rope(qk, start)
+        q, k = qk.split([self.n_head, self.n_kv_head], dim=1)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         return q, k, v
 
     def forward(

@@ -302,8 +302,11 @@ class RMSNorm(nn.Module):
 
     ``y = x / sqrt(mean(x^2) + eps) * weight`` over the last dimension:
     LayerNorm without subtracting the mean and without a bias. Half
-    precision inputs are normalised in float32 and cast back, as Hugging
-    Face's Llama does.
+    precision inputs are normalised in float32 and cast back before the
+    weight multiplies them, as Hugging Face's Llama does. The division is
+    PyTorch's ``F.rms_norm``: the same numbers as the formula written out
+    (tested), in fewer operations, which matters when generating one token
+    at a time.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5):
@@ -313,8 +316,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.to(torch.promote_types(x.dtype, torch.float32))
-        rms = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * (x32 * rms).to(x.dtype)
+        normed = F.rms_norm(x32, (x.size(-1),), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
 
 
 def _layer_norm(config: GPTConfig) -> nn.Module:

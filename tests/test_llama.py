@@ -187,6 +187,19 @@ def test_rope_rotates_halves_by_position_times_frequency():
     )
 
 
+def test_rope_table_gives_the_numbers_computed_afresh():
+    """cos/sin come from a table grown on demand: slicing it must give
+    exactly what a fresh module computes for the same positions."""
+    grown = RotaryEmbedding(8, theta=500.0)
+    grown.cos_sin(0, 3)  # a small table first, then one past its end
+    for start, T in ((2, 5), (0, 1), (40, 7), (3, 1)):
+        fresh = RotaryEmbedding(8, theta=500.0).cos_sin(start, T)
+        for ours, theirs in zip(grown.cos_sin(start, T), fresh):
+            assert ours.shape == (T, 8) and torch.equal(ours, theirs)
+    cos, _ = grown.cos_sin(5, 2, dtype=torch.float64)
+    assert cos.dtype == torch.float64
+
+
 def test_rms_norm_equals_torch_and_the_hand_computation():
     torch.manual_seed(0)
     x = torch.randn(2, 5, 8, dtype=torch.float64)
