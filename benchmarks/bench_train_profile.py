@@ -2,7 +2,7 @@
 
 minigpt before and after its speed-ups, and transformers. One training step
 (forward, cross-entropy, backward, AdamW) at the Shakespeare character size
-(vocab 65, block 64, batch 12, 4 layers, 4 heads, width 128), in five
+(vocab 65, block 64, batch 12, 4 layers, 4 heads, width 128), in seven
 configurations:
 
 - minigpt, GPT-2 layout, AdamW looping over the tensors (PyTorch's default on
@@ -11,11 +11,13 @@ configurations:
   after;
 - minigpt, nanoGPT's layout (no biases, exact GELU), fused AdamW;
 - transformers' GPT2LMHeadModel with the looping AdamW, and with the fused
-  one.
+  one;
+- the Llama layout (``bench_train_step.ARCHITECTURES["llama"]``): minigpt
+  and transformers' LlamaForCausalLM with the same weights, fused AdamW.
 
 Two measurements per configuration:
 
-1. ``step_ms``: the median time of a step without the profiler, all five
+1. ``step_ms``: the median time of a step without the profiler, all seven
    configurations timed in interleaved rounds (one step of each per round,
    :func:`minigpt.timing.time_interleaved`), so that load on the machine hits
    them alike;
@@ -80,6 +82,10 @@ def configurations() -> dict:
         GPTConfig(**{**CONFIG.to_dict(), **ARCHITECTURES["nanogpt"]})
     ).train()
     theirs_loop, theirs_fused = to_hf(ours).train(), to_hf(ours).train()
+    llama = GPT(
+        GPTConfig(**{**CONFIG.to_dict(), **ARCHITECTURES["llama"]})
+    ).train()
+    theirs_llama = to_hf(llama).train()
     train_config = TrainConfig(learning_rate=1e-3, weight_decay=0.1)
 
     def adamw(model, fused):
@@ -127,6 +133,20 @@ def configurations() -> dict:
             hf_logits(theirs_fused),
             adamw(theirs_fused, True),
             "gpt2",
+            "fused",
+        ),
+        "minigpt, Llama layout, fused AdamW": (
+            llama,
+            minigpt_logits(llama),
+            make_optimizer(llama, train_config),
+            "llama",
+            "fused",
+        ),
+        "transformers Llama, fused AdamW": (
+            theirs_llama,
+            hf_logits(theirs_llama),
+            adamw(theirs_llama, True),
+            "llama",
             "fused",
         ),
     }

@@ -7,12 +7,17 @@ by default with PyTorch >= 2.8 (``optim="adamw_torch_fused"``). Both compute
 the loss the same way (``F.cross_entropy`` on the logits), then the two steps
 run interleaved (``harness.compare``).
 
-Two architectures of minigpt, each against transformers' GPT-2 of the same
-size:
+Three architectures of minigpt, each against transformers' model of the
+same size:
 
 - ``gpt2``: GPT-2's own layout (biases, tanh GELU), the book's default. Both
   models hold the same weights (``minigpt.hf.to_hf``) and their first losses
   are checked equal, so the ratio measures the implementations alone;
+- ``llama``: the Llama layout (``GPTConfig.llama``: rotary positions,
+  RMSNorm, SwiGLU, no biases, untied head) against transformers'
+  ``LlamaForCausalLM`` holding the same weights (first losses checked
+  equal); the target is minigpt >= 1.3x transformers at the Shakespeare
+  size;
 - ``nanogpt``: the layout nanoGPT trains by default (no biases, exact GELU),
   which trained about 1.5x as fast as transformers when the book was planned.
   Different models, so only their first losses are checked to be close to
@@ -70,7 +75,18 @@ SIZES = {
     ),
 }
 # name -> the GPTConfig fields that differ from GPT-2's layout
-ARCHITECTURES = {"gpt2": {}, "nanogpt": {"bias": False, "gelu": "exact"}}
+ARCHITECTURES = {
+    "gpt2": {},
+    "nanogpt": {"bias": False, "gelu": "exact"},
+    # GPTConfig.llama: SwiGLU width swiglu_hidden_size(n_embd), untied head
+    "llama": {
+        "bias": False,
+        "positions": "rotary",
+        "norm_layer": "rmsnorm",
+        "mlp": "swiglu",
+        "tie_embeddings": False,
+    },
+}
 
 
 def make_step(optimizer, logits_of, x, y, device, bf16: bool):
@@ -119,8 +135,6 @@ def bench(
 
     torch.manual_seed(0)
     gpt2_layout = GPT(config)
-    # to_hf returns eval mode; dropout is 0 either way
-    theirs = to_hf(gpt2_layout).to(device).train()
     ours = (
         gpt2_layout
         if architecture == "gpt2"
@@ -128,6 +142,11 @@ def bench(
             GPTConfig(**{**config.to_dict(), **ARCHITECTURES[architecture]})
         )
     )
+    # transformers' model of the same layout: LlamaForCausalLM with minigpt's
+    # weights for the Llama layout, else GPT2LMHeadModel with GPT-2's. to_hf
+    # returns eval mode; dropout is 0 either way
+    theirs = to_hf(ours if architecture == "llama" else gpt2_layout)
+    theirs = theirs.to(device).train()
     ours = ours.to(device).train()
     x = torch.randint(
         config.vocab_size, (batch, config.block_size), device=device
