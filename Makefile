@@ -12,7 +12,7 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt lab clean check-python
+.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
@@ -25,6 +25,7 @@ help:  ## list the targets
 	@echo "make test-book       only the book build from a clean cache with warnings as errors, then its HTML checks"
 	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
 	@echo "make sweep-nanogpt   re-run the 3-seed nanoGPT comparison (about 10 minutes)"
+	@echo "make sweep-modern    re-run GPT-2 vs Llama layout, one change at a time, 3 seeds (about 40 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
 
@@ -80,6 +81,14 @@ bench: install  ## run every benchmarks/bench_*.py (each prints ratios and write
 sweep-nanogpt: install  ## the recipe that beats nanoGPT, 3 seeds (long: kept out of make bench)
 	$(BIN)/python benchmarks/sweep_nanogpt.py --lr 4e-3 --seeds 0 1 2
 	$(BIN)/python benchmarks/sweep_nanogpt.py --summary
+
+# 24 runs of about 2-3 minutes, two at a time (one thread each): the results
+# the chapter "From GPT-2 to today's models" reads
+sweep-modern: install  ## GPT-2 vs the Llama layout, one change at a time, 3 seeds (long: kept out of make bench)
+	rm -f benchmarks/results/sweep_modern.json
+	$(BIN)/python benchmarks/sweep_modern.py --variants gpt2 llama rotary rmsnorm & \
+	  $(BIN)/python benchmarks/sweep_modern.py --variants swiglu no-bias gqa mqa; wait
+	$(BIN)/python benchmarks/sweep_modern.py --summary
 
 lab: install
 	$(BIN)/jupyter lab book
