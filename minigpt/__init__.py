@@ -14,6 +14,7 @@ Principles*. One module per concept (see the book's chapter map):
 - ``minigpt.zoo``         pre-trained models that train once and are cached
 - ``minigpt.finetune``    classification heads, LoRA, prompt -> response rows
 - ``minigpt.hf``          to and from Hugging Face ``transformers``
+- ``minigpt.interp``      what heads do: pattern scores, ablating heads
 - ``minigpt.tasks``       the book's tasks, one module each
 - ``minigpt.textstats``   words, sentences, distinct-n, repetition, tf-idf
 - ``minigpt.scaling``     parameters, FLOPs, memory and cost at scale
