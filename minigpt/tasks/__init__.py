@@ -4,6 +4,7 @@
 - ``minigpt.tasks.docstrings``  docstrings: summarization, question answering
 - ``minigpt.tasks.sentiment``   sentence pairs and a word-list baseline
 - ``minigpt.tasks.word_order``  real lines against shuffled ones (fine-tuning)
+- ``minigpt.tasks.incontext``   key -> value mappings shown only in the prompt
 
 The tasks are scored with the text statistics of :mod:`minigpt.textstats`.
 """
