@@ -213,7 +213,8 @@ class CharTokenizer:
 def gpt2_byte_order() -> list[int]:
     """The 256 byte values in GPT-2's order.
 
-    Printable ``!``..``~``, ``¡``..``¬``, ``®``..``ÿ`` first, then the rest.
+    Printable ``!`` to ``~``, ``¡`` to ``¬`` and ``®`` to ``ÿ`` first, then
+    the rest.
     Byte ``gpt2_byte_order()[i]`` is token ``i``, as in GPT-2's vocabulary and
     the ``tokenizers`` library, which makes ties between merges break the same
     way.
