@@ -14,7 +14,8 @@ learning (Olsson et al. 2022):
 replacing their outputs with zeros or with their mean, and restores the model
 afterwards: what a head contributes is what is lost without it.
 
-The scores take the attention maps of
+Each score is :func:`attention_to` with its own (query, key) pairs; the
+scores take the attention maps of
 :meth:`minigpt.model.GPT.attention_maps`: one tensor (B, n_head, T, T) per
 layer, row i the weights of query i.
 
@@ -26,7 +27,8 @@ layer, row i the weights of query i.
 (torch.Size([2, 8]), True)
 """
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
 import torch
@@ -37,10 +39,12 @@ from minigpt.model import eval_mode
 
 __all__ = [
     "repeated_random_tokens",
+    "attention_to",
     "previous_token_scores",
     "induction_scores",
     "mean_head_outputs",
     "ablate_heads",
+    "ablation_effects",
 ]
 
 ABLATIONS = ("zero", "mean")
@@ -90,16 +94,54 @@ def _stack(maps) -> torch.Tensor:
     return torch.stack(maps)
 
 
+def attention_to(maps, queries, keys) -> torch.Tensor:
+    """Mean weight queries put on chosen keys: (n_layer, n_head).
+
+    ``queries`` and ``keys`` are positions of the same shape: (n,) pairs
+    shared by every sequence, or (B, n) pairs per sequence. Head h of layer l
+    scores the weight query ``queries[..., j]`` puts on key ``keys[..., j]``,
+    averaged over the pairs and the batch: 1 for a head that always looks
+    exactly there. Every pattern below is this function with other pairs.
+    """
+    stacked = _stack(maps)
+    B, T = stacked.shape[1], stacked.shape[-1]
+    queries, keys = torch.as_tensor(queries), torch.as_tensor(keys)
+    if (
+        queries.shape != keys.shape
+        or queries.dim() not in (1, 2)
+        or (queries.dim() == 2 and queries.shape[0] != B)
+        or queries.numel() == 0
+    ):
+        raise ValueError(
+            "queries and keys must be position tensors of one shape, (n,) "
+            f"or (B={B}, n), got {tuple(queries.shape)} and "
+            f"{tuple(keys.shape)}"
+        )
+    if queries.dim() == 1:
+        queries, keys = queries.expand(B, -1), keys.expand(B, -1)
+    if not (
+        (0 <= keys).all() and (keys <= queries).all() and (queries < T).all()
+    ):
+        raise ValueError(
+            f"positions must satisfy 0 <= key <= query < T={T} (a causal "
+            f"head cannot look ahead), got queries {queries.tolist()} and "
+            f"keys {keys.tolist()}"
+        )
+    rows = torch.arange(B)[:, None]
+    # (L, B, H, T, T) -> (L, B, n, H): the weight of each pair
+    picked = stacked.permute(0, 1, 3, 4, 2)[:, rows, queries, keys]
+    return picked.mean(dim=(1, 2))
+
+
 def previous_token_scores(maps) -> torch.Tensor:
     """Mean weight each head puts on the previous position: (n_layer, n_head).
 
     Averaged over the queries 1 .. T-1 of every sequence. 1 for a head that
     always looks one step back.
     """
-    stacked = _stack(maps)
-    T = stacked.shape[-1]
+    T = _stack(maps).shape[-1]
     i = torch.arange(1, T)
-    return stacked[..., i, i - 1].mean(dim=(1, 3))
+    return attention_to(maps, i, i - 1)
 
 
 def induction_scores(maps, length: int) -> torch.Tensor:
@@ -111,16 +153,15 @@ def induction_scores(maps, length: int) -> torch.Tensor:
     token after it, at t - length + 1, is what an induction head attends to.
     1 for a head that always does.
     """
-    stacked = _stack(maps)
+    T = _stack(maps).shape[-1]
     check_positive_int("length", length)
-    T = stacked.shape[-1]
     if T != 2 * length:
         raise ValueError(
             f"induction_scores needs maps of 2 * length = {2 * length} "
             f"positions (a sequence of {length} tokens repeated), got {T}"
         )
     t = torch.arange(length, 2 * length)
-    return stacked[..., t, t - length + 1].mean(dim=(1, 3))
+    return attention_to(maps, t, t - length + 1)
 
 
 def _attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -235,3 +276,23 @@ def ablate_heads(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def ablation_effects(
+    model: nn.Module,
+    metric: Callable[[nn.Module], float],
+    mode: str = "zero",
+    means: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``metric(model)`` with each head ablated alone: (n_layer, n_head).
+
+    Entry (l, h) is the metric while head h of layer l is switched off by
+    :func:`ablate_heads` (``mode`` and ``means`` as there); compare it with
+    ``metric(model)`` to see what each head is worth.
+    """
+    layers = _attention_layers(model)
+    effects = torch.empty(len(layers), layers[0].n_head)
+    for layer, head in itertools.product(*map(range, effects.shape)):
+        with ablate_heads(model, [(layer, head)], mode, means):
+            effects[layer, head] = metric(model)
+    return effects

@@ -8,6 +8,8 @@ import torch
 
 from minigpt.interp import (
     ablate_heads,
+    ablation_effects,
+    attention_to,
     induction_scores,
     mean_head_outputs,
     previous_token_scores,
@@ -82,6 +84,52 @@ def test_induction_scores_by_hand():
         induction_scores([torch.zeros(2, 3, 8)], length)
 
 
+def test_attention_to_per_sequence_pairs_by_hand():
+    # sequence 0 looks at key 0 from every query, sequence 1 one step back
+    maps = torch.stack(
+        [
+            one_hot_maps(lambda i: 0, B=1)[0],
+            one_hot_maps(lambda i: max(i - 1, 0), B=1)[0],
+        ]
+    )
+    queries = torch.tensor([[5, 7], [5, 7]])
+    keys = torch.tensor([[0, 6], [4, 6]])
+    # sequence 0: pair (5, 0) hit, (7, 6) missed; sequence 1: both hit
+    torch.testing.assert_close(
+        attention_to([maps], queries, keys), torch.full((1, 3), 3 / 4)
+    )
+    # a random map: the mean of the picked weights, computed by loops
+    weights = torch.rand(2, 3, 8, 8).tril().softmax(-1)
+    expected = torch.zeros(3)
+    for b in range(2):
+        for q, k in zip(queries[b].tolist(), keys[b].tolist()):
+            expected += weights[b, :, q, k] / 4
+    torch.testing.assert_close(
+        attention_to([weights], queries, keys)[0], expected
+    )
+
+
+@pytest.mark.parametrize(
+    "queries, keys, message",
+    [
+        ([1, 2], [0], "of one shape"),
+        ([[1, 2]], [[0, 1]], "of one shape"),  # B=1 rows for a batch of 2
+        ([], [], "of one shape"),
+        ([2], [3], "0 <= key <= query < T=8"),
+        ([8], [0], "0 <= key <= query < T=8"),
+        ([2], [-1], "0 <= key <= query < T=8"),
+    ],
+)
+def test_attention_to_refuses_bad_positions(queries, keys, message):
+    maps = one_hot_maps(lambda i: 0)
+    with pytest.raises(ValueError, match=message):
+        attention_to(
+            [maps],
+            torch.tensor(queries, dtype=torch.long),
+            torch.tensor(keys, dtype=torch.long),
+        )
+
+
 def test_scores_of_a_model_are_probabilities_per_head():
     model = small_gpt()
     idx = repeated_random_tokens(20, 8, 4)
@@ -120,6 +168,27 @@ def test_ablating_a_head_removes_exactly_its_contribution(options):
     assert not torch.allclose(ablated, before)
     # restored: hooks gone, weights never touched
     torch.testing.assert_close(model(idx)[0], before, rtol=0, atol=0)
+
+
+def test_ablation_effects_are_the_metric_without_each_head():
+    model = small_gpt()
+    idx = torch.randint(
+        20, (2, 10), generator=torch.Generator().manual_seed(4)
+    )
+
+    def metric(m):
+        return m(idx)[0][0, -1, 0].item()
+
+    effects = ablation_effects(model, metric)
+    assert effects.shape == (2, 4)
+    for layer in range(2):
+        for head in range(4):
+            edited = head_removed(model, layer, head)
+            assert effects[layer, head].item() == pytest.approx(
+                metric(edited), abs=1e-5
+            )
+    # every hook removed afterwards
+    assert metric(model) == small_gpt()(idx)[0][0, -1, 0].item()
 
 
 def test_mean_ablation_puts_the_heads_average_in_its_place():
