@@ -24,13 +24,25 @@ remembering.
 True
 """
 
-from dataclasses import dataclass
+import hashlib
+import sys
+from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import torch
+from torch import nn
 
 from minigpt.common import check_positive_int
+from minigpt.interp import attention_to
+from minigpt.model import eval_mode
 
-__all__ = ["MappingTask", "SPLITS"]
+__all__ = [
+    "MappingTask",
+    "MappingBatches",
+    "SPLITS",
+    "answer_positions",
+    "answer_accuracy",
+]
 
 SPLITS = ("train", "held-out")
 
@@ -68,18 +80,21 @@ class MappingTask:
         held_out = (key + v) % self.held_out_every == 0
         return SPLITS[1] if held_out else SPLITS[0]
 
-    def _values_for(self, split: str) -> list[torch.Tensor]:
-        """Per key, the value ids it may be paired with in ``split``."""
-        return [
-            torch.tensor(
-                [
-                    self.n_keys + v
-                    for v in range(self.n_values)
-                    if self.split_of(k, self.n_keys + v) == split
-                ]
-            )
-            for k in range(self.n_keys)
-        ]
+    @cached_property
+    def _allowed(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per split: a table (n_keys, n_values) whose row k starts with the
+        value ids key k may take in that split, and their counts (n_keys,)."""
+        tables = {}
+        for split in SPLITS:
+            table = torch.zeros(self.n_keys, self.n_values, dtype=torch.long)
+            counts = torch.zeros(self.n_keys, dtype=torch.long)
+            for k in range(self.n_keys):
+                for v in range(self.n_keys, self.vocab_size):
+                    if self.split_of(k, v) == split:
+                        table[k, counts[k]] = v
+                        counts[k] += 1
+            tables[split] = table, counts
+        return tables
 
     def sample(
         self,
@@ -91,8 +106,8 @@ class MappingTask:
         """Prompts (B, 2 n_examples + 1) and their answers (B,).
 
         Each prompt shows ``n_examples`` distinct keys, each with a value of
-        ``split`` (different keys may share a value), then repeats one of
-        them, chosen uniformly, as the query.
+        ``split`` drawn uniformly (different keys may share a value), then
+        repeats one of them, chosen uniformly, as the query.
         """
         check_positive_int("batch_size", batch_size)
         check_positive_int("n_examples", n_examples)
@@ -103,24 +118,145 @@ class MappingTask:
             )
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        allowed = self._values_for(split)
+        table, counts = self._allowed[split]
+        shape = (batch_size, n_examples)
+        # distinct keys per row: the first n_examples of a random permutation
+        keys = torch.rand(batch_size, self.n_keys, generator=generator)
+        keys = keys.argsort(dim=1)[:, :n_examples]
+        choice = torch.rand(shape, generator=generator) * counts[keys]
+        values = table[keys, choice.long()]
+        query = torch.randint(n_examples, (batch_size,), generator=generator)
+        rows = torch.arange(batch_size)
         ids = torch.empty(batch_size, 2 * n_examples + 1, dtype=torch.long)
-        answers = torch.empty(batch_size, dtype=torch.long)
-        for row in range(batch_size):
-            keys = torch.randperm(self.n_keys, generator=generator)
-            keys = keys[:n_examples]
-            values = torch.stack(
-                [
-                    allowed[k][
-                        torch.randint(
-                            len(allowed[k]), (), generator=generator
-                        )
-                    ]
-                    for k in keys.tolist()
-                ]
-            )
-            query = int(torch.randint(n_examples, (), generator=generator))
-            ids[row, 0:-1:2], ids[row, 1:-1:2] = keys, values
-            ids[row, -1] = keys[query]
-            answers[row] = values[query]
-        return ids, answers
+        ids[:, 0:-1:2], ids[:, 1:-1:2] = keys, values
+        ids[:, -1] = keys[rows, query]
+        return ids, values[rows, query]
+
+
+def answer_positions(ids: torch.Tensor) -> torch.Tensor:
+    """Where each prompt (B, T) shows its answer: (B,) positions.
+
+    The value right after the earlier occurrence of the query ``ids[:, -1]``:
+    the position an induction head reading the query attends to.
+    """
+    keys = ids[:, 0:-1:2]
+    matches = keys == ids[:, -1:]
+    if not bool((matches.sum(dim=1) == 1).all()):
+        raise ValueError(
+            "each prompt must show its query key exactly once among its "
+            "keys (positions 0, 2, 4, ...); pass prompts from "
+            "MappingTask.sample"
+        )
+    return 2 * matches.float().argmax(dim=1) + 1
+
+
+@torch.no_grad()
+def answer_accuracy(
+    model: nn.Module, ids: torch.Tensor, answers: torch.Tensor
+) -> float:
+    """The fraction of prompts whose last-position argmax is the answer."""
+    with eval_mode(model):
+        logits, _ = model(ids)
+    return (logits[:, -1].argmax(dim=-1) == answers).float().mean().item()
+
+
+class MappingBatches:
+    """In-context prompts as a :class:`minigpt.train.BatchSource`.
+
+    Every training batch draws a number of examples k uniformly from
+    1 .. ``max_examples`` and ``batch_size`` training prompts with k
+    examples; the target is the answer at the last position, every other
+    position -1 (ignored), so the loss is the answer's cross-entropy alone.
+    Validation is a fixed set of ``val_size`` held-out prompts with
+    ``max_examples`` examples, drawn once with ``val_seed``.
+    """
+
+    def __init__(
+        self,
+        task: MappingTask,
+        max_examples: int = 8,
+        val_size: int = 512,
+        val_seed: int = 1000,
+    ):
+        check_positive_int("max_examples", max_examples)
+        check_positive_int("val_size", val_size)
+        self.task, self.max_examples = task, max_examples
+        self.val_ids, self.val_answers = task.sample(
+            val_size,
+            max_examples,
+            "held-out",
+            torch.Generator().manual_seed(val_seed),
+        )
+
+    def __len__(self) -> int:
+        # fresh prompts every draw: no finite set to exhaust
+        return sys.maxsize
+
+    def __repr__(self) -> str:
+        return (
+            f"MappingBatches({self.task}, max_examples={self.max_examples})"
+        )
+
+    @staticmethod
+    def _targets(ids: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+        targets = torch.full_like(ids, -1)
+        targets[:, -1] = answers
+        return targets
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        k = int(
+            torch.randint(1, self.max_examples + 1, (), generator=generator)
+        )
+        ids, answers = self.task.sample(batch_size, k, "train", generator)
+        return ids, self._targets(ids, answers)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch_size: int) -> float:
+        device = next(model.parameters()).device
+        targets = self._targets(self.val_ids, self.val_answers)
+        total = 0.0
+        with eval_mode(model):
+            for start in range(0, len(self.val_ids), batch_size):
+                rows = slice(start, start + batch_size)
+                _, loss = model(
+                    self.val_ids[rows].to(device), targets[rows].to(device)
+                )
+                total += loss.item() * len(self.val_ids[rows])
+        return total / len(self.val_ids)
+
+    def probe(self, model: nn.Module) -> dict:
+        """What the model does on the validation prompts, JSON-ready.
+
+        - ``accuracy``: held-out answers right (:func:`answer_accuracy`);
+        - ``answer_attention``: per head, (n_layer, n_head) nested lists, the
+          weight the query puts on the answer (:func:`answer_positions`),
+          the induction pattern of this task;
+        - ``previous_token``: per head, the weight each value puts on the key
+          just before it.
+        """
+        maps = model.attention_maps(self.val_ids)
+        last = self.val_ids.shape[1] - 1
+        values = torch.arange(1, last, 2)
+        return {
+            "accuracy": answer_accuracy(
+                model, self.val_ids, self.val_answers
+            ),
+            "answer_attention": attention_to(
+                maps,
+                torch.full((len(self.val_ids), 1), last),
+                answer_positions(self.val_ids)[:, None],
+            ).tolist(),
+            "previous_token": attention_to(maps, values, values - 1).tolist(),
+        }
+
+    def fingerprint(self) -> dict:
+        """The task, ``max_examples`` and a SHA-256 of the validation set."""
+        digest = hashlib.sha256(self.val_ids.numpy().tobytes())
+        digest.update(self.val_answers.numpy().tobytes())
+        return {
+            "task": asdict(self.task),
+            "max_examples": self.max_examples,
+            "val_sha256": digest.hexdigest(),
+        }
