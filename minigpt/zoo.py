@@ -55,6 +55,7 @@ from minigpt import checkpoint, data
 from minigpt.common import seeded_rng
 from minigpt.model import GPT, GPTConfig
 from minigpt.scaling import training_flops
+from minigpt.tasks.incontext import MappingBatches, MappingTask
 from minigpt.tokenizer import CharTokenizer, train_bpe
 from minigpt.train import TrainConfig, train
 
@@ -91,6 +92,8 @@ SOURCE_FILES = (
     "tokenizer.py",
     "train.py",
     "zoo.py",
+    "interp.py",
+    "tasks/incontext.py",
 )
 
 
@@ -104,19 +107,27 @@ class Preset:
     ``seed``); ``vocab_size``: the BPE vocabulary (``tokenizer="bpe"`` only);
     ``sample_steps``: the steps at which a sample of ``sample_tokens`` tokens
     after ``sample_prompt`` is recorded in the history (0 = before training).
+
+    ``task``: instead of a corpus, the arguments of
+    :class:`minigpt.tasks.incontext.MappingTask` plus ``max_examples``; the
+    model trains on :class:`~minigpt.tasks.incontext.MappingBatches` of
+    in-context prompts (``tokenizer`` and ``corpus`` None), and the history
+    records ``MappingBatches.probe`` before training and at every
+    evaluation.
     """
 
     name: str
-    tokenizer: str
+    tokenizer: str | None
     model: dict
     train: dict
-    corpus: str = "tinyshakespeare"
+    corpus: str | None = "tinyshakespeare"
     vocab_size: int | None = None
     val_fraction: float = 0.1
     seed: int = 0
     sample_steps: tuple[int, ...] = ()
     sample_prompt: str = "\n"
     sample_tokens: int = 200
+    task: dict | None = None
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -125,6 +136,35 @@ class Preset:
                 f"Preset name {self.name!r} names a cache folder: use only "
                 "letters, digits, '.', '_', '-'"
             )
+        if self.task is not None:
+            self._check_task()
+        else:
+            self._check_corpus()
+        fixed = sorted(
+            set(self.train) & (set(ZOO_TRAIN_SETTINGS) | {"progress", "seed"})
+        )
+        if fixed:
+            raise ValueError(
+                f"Preset {self.name!r}: the zoo sets {fixed} itself (the "
+                "seed is Preset.seed); "
+                "remove them from train"
+            )
+        if "vocab_size" in self.model:
+            raise ValueError(
+                f"Preset {self.name!r}: leave vocab_size out of model; the "
+                "tokenizer decides it"
+            )
+        # fail now, not after the tokenizer is trained
+        self.gpt_config(vocab_size=1)
+        config = self.train_config()
+        bad = [s for s in self.sample_steps if not 0 <= s <= config.max_iters]
+        if bad:
+            raise ValueError(
+                f"Preset {self.name!r}: sample_steps {bad} lie outside "
+                f"0..max_iters={config.max_iters}"
+            )
+
+    def _check_corpus(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(
                 f"Preset {self.name!r}: tokenizer must be one of "
@@ -149,29 +189,33 @@ class Preset:
                 f"Preset {self.name!r}: unknown corpus {self.corpus!r}; "
                 f"choose one of {data.NAMES}"
             )
-        fixed = sorted(
-            set(self.train) & (set(ZOO_TRAIN_SETTINGS) | {"progress", "seed"})
-        )
-        if fixed:
+
+    def _check_task(self) -> None:
+        if self.tokenizer is not None or self.corpus is not None:
             raise ValueError(
-                f"Preset {self.name!r}: the zoo sets {fixed} itself (the "
-                "seed is Preset.seed); "
-                "remove them from train"
+                f"Preset {self.name!r} trains on a task: set tokenizer=None "
+                f"and corpus=None, got {self.tokenizer!r} and {self.corpus!r}"
             )
-        if "vocab_size" in self.model:
+        if self.vocab_size is not None or self.sample_steps:
             raise ValueError(
-                f"Preset {self.name!r}: leave vocab_size out of model; the "
-                "tokenizer decides it"
+                f"Preset {self.name!r} trains on a task, whose ids need no "
+                "tokenizer and whose history records probes, not samples: "
+                "leave vocab_size and sample_steps out"
             )
-        # fail now, not after the tokenizer is trained
-        self.gpt_config(vocab_size=1)
-        config = self.train_config()
-        bad = [s for s in self.sample_steps if not 0 <= s <= config.max_iters]
-        if bad:
+        source = self.batch_source()
+        needed = 2 * source.max_examples + 1
+        if self.model.get("block_size", 0) < needed:
             raise ValueError(
-                f"Preset {self.name!r}: sample_steps {bad} lie outside "
-                f"0..max_iters={config.max_iters}"
+                f"Preset {self.name!r}: prompts with max_examples="
+                f"{source.max_examples} are {needed} tokens long; use "
+                f"block_size >= {needed}"
             )
+
+    def batch_source(self) -> MappingBatches:
+        """The batch source of a preset with a ``task``."""
+        arguments = dict(self.task)
+        max_examples = arguments.pop("max_examples", 8)
+        return MappingBatches(MappingTask(**arguments), max_examples)
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **self.model)
@@ -207,7 +251,8 @@ BUDGET = {"max_iters": 2000, "batch_size": 12, "eval_interval": 250}
 SAMPLE_STEPS = (0, 100, 250, 500, 1000, 2000)
 
 #: The book's presets by name: ``PRESETS["shakespeare-char"]``,
-#: ``PRESETS["shakespeare-bpe"]``, ``PRESETS["shakespeare-char-llama"]``.
+#: ``PRESETS["shakespeare-bpe"]``, ``PRESETS["shakespeare-char-llama"]``,
+#: ``PRESETS["incontext-mapping"]``.
 PRESETS = {
     p.name: p
     for p in (
@@ -249,6 +294,34 @@ PRESETS = {
             },
             train=dict(BUDGET),
             sample_steps=SAMPLE_STEPS,
+        ),
+        Preset(
+            name="incontext-mapping",
+            description="in-context prompts 'key value ... key' whose "
+            "mapping is new in every prompt (minigpt.tasks.incontext); "
+            "2 layers, 4 heads, width 64",
+            tokenizer=None,
+            corpus=None,
+            task={
+                "n_keys": 32,
+                "n_values": 32,
+                "held_out_every": 4,
+                "max_examples": 8,
+            },
+            model={
+                "block_size": 17,
+                "n_layer": 2,
+                "n_head": 4,
+                "n_embd": 64,
+                "dropout": 0.0,
+            },
+            train={
+                "max_iters": 4000,
+                "batch_size": 64,
+                "learning_rate": 3e-3,
+                "min_lr": 3e-4,
+                "eval_interval": 100,
+            },
         ),
     )
 }
@@ -307,16 +380,17 @@ def source_hash() -> str:
     ).hexdigest()
 
 
-def cache_key(preset: Preset, corpus_text: str) -> str:
+def cache_key(preset: Preset, corpus_text: str | None) -> str:
     """The hex digest that names a trained model.
 
-    It covers the preset, the corpus's SHA-256 and minigpt's source hash.
+    It covers the preset, the corpus's SHA-256 (None for a task preset) and
+    minigpt's source hash.
     """
     payload = {
         "preset": preset.to_dict(),
-        "corpus_sha256": hashlib.sha256(
-            corpus_text.encode("utf-8")
-        ).hexdigest(),
+        "corpus_sha256": None
+        if corpus_text is None
+        else hashlib.sha256(corpus_text.encode("utf-8")).hexdigest(),
         "source_sha256": source_hash(),
     }
     return hashlib.sha256(
@@ -341,7 +415,7 @@ def pretrained(name, retrain: bool = False, progress: bool = True):
     comes back on the CPU in eval mode.
     """
     preset = _preset(name)
-    text = data.load_text(preset.corpus)
+    text = None if preset.task else data.load_text(preset.corpus)
     key = cache_key(preset, text)
     path = model_dir(preset, key)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -442,11 +516,50 @@ def build_tokenizer(preset: Preset, text: str):
     return train_bpe(text, preset.vocab_size)
 
 
-def _train(preset: Preset, text: str, progress: bool):
-    """Tokenize, split, build and train the preset's model.
+def _train(preset: Preset, text: str | None, progress: bool):
+    """Train the preset's model on its corpus or on its task."""
+    # seed weights and training, leaving the caller's random state alone
+    with seeded_rng(preset.seed):
+        if preset.task:
+            model, tokenizer, history = _train_on_task(preset, progress)
+        else:
+            model, tokenizer, history = _train_on_corpus(
+                preset, text, progress
+            )
+    return model.eval(), tokenizer, history
 
-    Samples are recorded along the way.
-    """
+
+def _timed_train(model: GPT, data, config: TrainConfig, callback) -> dict:
+    """:func:`minigpt.train.train`'s history, with its wall and CPU time."""
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    history = train(model, data, config, callback=callback)
+    history.update(
+        train_seconds=time.perf_counter() - start_wall,
+        train_cpu_seconds=time.process_time() - start_cpu,
+        torch_threads=torch.get_num_threads(),
+    )
+    return history
+
+
+def _train_on_task(preset: Preset, progress: bool):
+    """Train on in-context prompts; probes recorded along the way."""
+    source = preset.batch_source()
+    config = preset.train_config(progress)
+    model = GPT(preset.gpt_config(source.task.vocab_size))
+    probes = [{"step": 0, **source.probe(model)}]
+
+    def callback(step: int, model: GPT, history: dict) -> None:
+        every = config.eval_interval
+        if (every and step % every == 0) or step == config.max_iters:
+            probes.append({"step": step, **source.probe(model)})
+
+    history = _timed_train(model, source, config, callback)
+    history.update(probes=probes, task=dict(preset.task))
+    return model, None, history
+
+
+def _train_on_corpus(preset: Preset, text: str, progress: bool):
+    """Tokenize, split, build and train; samples recorded along the way."""
     tokenizer = build_tokenizer(preset, text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = data.train_val_split(ids, preset.val_fraction)
@@ -469,23 +582,11 @@ def _train(preset: Preset, text: str, progress: bool):
         if step in preset.sample_steps:
             record_sample(step, model)
 
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
-    # seed weights and training, leaving the caller's random state alone
-    with seeded_rng(preset.seed):
-        model = GPT(preset.gpt_config(tokenizer.vocab_size))
-        if 0 in preset.sample_steps:
-            record_sample(0, model)
-        history = train(
-            model,
-            (train_ids, val_ids),
-            preset.train_config(progress),
-            callback=callback,
-        )
-    history.update(
-        samples=samples,
-        corpus=preset.corpus,
-        train_seconds=time.perf_counter() - start_wall,
-        train_cpu_seconds=time.process_time() - start_cpu,
-        torch_threads=torch.get_num_threads(),
+    model = GPT(preset.gpt_config(tokenizer.vocab_size))
+    if 0 in preset.sample_steps:
+        record_sample(0, model)
+    history = _timed_train(
+        model, (train_ids, val_ids), preset.train_config(progress), callback
     )
-    return model.eval(), tokenizer, history
+    history.update(samples=samples, corpus=preset.corpus)
+    return model, tokenizer, history

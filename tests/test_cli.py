@@ -324,11 +324,16 @@ def train_args(*flags):
 def test_the_presets_are_the_zoos():
     from minigpt import cli, zoo
 
-    assert all(
-        cli.PRESETS[name] is preset for name, preset in zoo.PRESETS.items()
-    )
+    corpus_presets = {
+        name: preset
+        for name, preset in zoo.PRESETS.items()
+        if preset.task is None
+    }
+    assert set(cli.PRESETS) == {*corpus_presets, "tiny"}
+    assert "incontext-mapping" not in cli.PRESETS  # a task, not a corpus
+    assert all(cli.PRESETS[name] is p for name, p in corpus_presets.items())
     # no flag: exactly the zoo's recipe, BPE vocabulary included
-    for name, preset in zoo.PRESETS.items():
+    for name, preset in corpus_presets.items():
         assert cli.chosen_preset(train_args("--preset", name)) == preset
     assert (
         cli.chosen_preset(

@@ -217,8 +217,10 @@ def test_the_book_presets():
         "shakespeare-char",
         "shakespeare-bpe",
         "shakespeare-char-llama",
+        "incontext-mapping",
     ]
-    char, bpe, llama = zoo.PRESETS.values()
+    char, bpe, llama, incontext = zoo.PRESETS.values()
+    assert incontext.task is not None and incontext.corpus is None
     assert (
         char.tokenizer == "char" == llama.tokenizer
         and bpe.tokenizer == "bpe"
@@ -356,3 +358,45 @@ def test_training_speed_is_6nd_over_the_recorded_training_time(cache):
     expected = 6 * n * (12 * 4 * 16) / history["train_seconds"]
     assert zoo.training_speed(TINY) == pytest.approx(expected, rel=1e-12)
     assert cache == ["test-tiny"]  # measured once, when it trained
+
+
+TASK = zoo.Preset(
+    name="test-task",
+    tokenizer=None,
+    corpus=None,
+    task={"n_keys": 8, "n_values": 8, "max_examples": 3},
+    model={"block_size": 7, "n_layer": 1, "n_head": 2, "n_embd": 16},
+    train={"max_iters": 10, "batch_size": 8, "eval_interval": 4},
+)
+
+
+def test_a_task_preset_trains_on_prompts_and_records_probes(cache):
+    model, tokenizer, history = zoo.pretrained(TASK, progress=False)
+    again, _, history2 = zoo.pretrained(TASK, progress=False)
+    assert cache == ["test-task"] and tokenizer is None
+    assert same_weights(model, again) and history2 == history
+    assert model.config.vocab_size == 16 and model.config.block_size == 7
+    # before training, at every evaluation and at the end
+    assert [p["step"] for p in history["probes"]] == [0, 4, 8, 10]
+    source = TASK.batch_source()
+    assert history["probes"][-1] == {"step": 10, **source.probe(model)}
+    assert history["task"] == TASK.task and history["train_seconds"] > 0
+    # the key covers the task: another task is another model
+    other = replace(TASK, task={**TASK.task, "n_keys": 9})
+    assert zoo.cache_key(other, None) != zoo.cache_key(TASK, None)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tokenizer": "char"}, "set tokenizer=None and corpus=None"),
+        ({"corpus": "tinyshakespeare"}, "set tokenizer=None and corpus=None"),
+        ({"vocab_size": 300}, "leave vocab_size and sample_steps out"),
+        ({"sample_steps": (0,)}, "leave vocab_size and sample_steps out"),
+        ({"model": {**TASK.model, "block_size": 6}}, "use block_size >= 7"),
+        ({"task": {"n_keys": 0}}, "n_keys must be a positive int"),
+    ],
+)
+def test_bad_task_presets_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(TASK, **change)
