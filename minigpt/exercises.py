@@ -33,6 +33,7 @@ __all__ = [
     "check_block",
     "check_lr_schedule",
     "check_previous_token_score",
+    "check_answer_attention",
     "check_chinese_numeral",
     "check_last_positions",
     "check_sequence_logprob",
@@ -596,6 +597,76 @@ def check_previous_token_score(fn: Callable, verbose: bool = True) -> Report:
                 "two positions only",
                 (causal_softmax(1, 1, 4, 2),),
                 reference(causal_softmax(1, 1, 4, 2)),
+            ),
+        ],
+        verbose=verbose,
+    )
+
+
+# --- In-context learning ---
+
+
+def check_answer_attention(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(weights, ids) -> scores``: an induction score per head.
+
+    ``weights`` (B, n_head, T, T) are one layer's attention maps of prompts
+    ``ids`` (B, T) of :class:`minigpt.tasks.incontext.MappingTask`, keys at
+    even positions and values at odd ones, the query last. The score of a
+    head is the weight the last position puts on the value right after the
+    earlier occurrence of the query key, averaged over the batch: shape
+    (n_head,).
+    """
+    from minigpt.tasks.incontext import MappingTask
+
+    def reference(weights, ids):
+        B, H, T, _ = weights.shape
+        scores = torch.zeros(H)
+        for b in range(B):
+            keys = ids[b, 0 : T - 1 : 2].tolist()
+            answer = 2 * keys.index(ids[b, -1].item()) + 1
+            scores += weights[b, :, T - 1, answer] / B
+        return scores
+
+    def prompts(seed, B, k):
+        generator = torch.Generator().manual_seed(seed)
+        return MappingTask(n_keys=8, n_values=8).sample(
+            B, k, "train", generator
+        )[0]
+
+    def causal_softmax(seed, B, H, T):
+        scores = torch.randn(
+            B, H, T, T, generator=torch.Generator().manual_seed(seed)
+        )
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        return scores.masked_fill(~mask, float("-inf")).softmax(-1)
+
+    ids = prompts(0, 3, 4)
+    on_answer = torch.zeros(3, 2, 9, 9)
+    on_key = torch.zeros(3, 2, 9, 9)
+    for b, row in enumerate(ids.tolist()):
+        answer = 2 * row[0:8:2].index(row[-1]) + 1
+        on_answer[b, :, -1, answer] = 1.0
+        on_key[b, :, -1, answer - 1] = 1.0
+    on_answer[:, :, :-1, 0] = on_key[:, :, :-1, 0] = 1.0
+    random_ids = prompts(1, 4, 5)
+    random_weights = causal_softmax(2, 4, 3, 11)
+    return check(
+        fn,
+        [
+            Case(
+                "by hand: the query always on the answer -> 1",
+                (on_answer, ids),
+                torch.ones(2),
+            ),
+            Case(
+                "by hand: on the matching key, one step early -> 0",
+                (on_key, ids),
+                torch.zeros(2),
+            ),
+            Case(
+                "random causal weights, batch 4, 3 heads, 5 examples",
+                (random_weights, random_ids),
+                reference(random_weights, random_ids),
             ),
         ],
         verbose=verbose,

@@ -321,3 +321,24 @@ def test_grouped_query_attention():
         return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
 
     assert not passes(ex.check_grouped_query_attention, no_mask)
+
+
+def test_answer_attention():
+    from minigpt.interp import attention_to
+    from minigpt.tasks.incontext import answer_positions
+
+    def package_route(weights, ids, shift=0):
+        last = torch.full((len(ids), 1), ids.shape[1] - 1)
+        keys = answer_positions(ids)[:, None] + shift
+        return attention_to([weights], last, keys)[0]
+
+    assert passes(ex.check_answer_attention, package_route)
+    # the matching key instead of the value after it; the first prompt's
+    # answer position for every prompt
+    assert not passes(
+        ex.check_answer_attention, lambda w, i: package_route(w, i, -1)
+    )
+    assert not passes(
+        ex.check_answer_attention,
+        lambda w, i: package_route(w, i[:1].expand_as(i).contiguous()),
+    )
