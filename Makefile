@@ -12,7 +12,7 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern lab clean check-python
+.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern sweep-incontext lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
@@ -26,6 +26,7 @@ help:  ## list the targets
 	@echo "make bench           run the side-by-side benchmarks in benchmarks/ and write benchmarks/results/"
 	@echo "make sweep-nanogpt   re-run the 3-seed nanoGPT comparison (about 10 minutes)"
 	@echo "make sweep-modern    re-run GPT-2 vs Llama layout, one change at a time, 3 seeds (about 40 minutes)"
+	@echo "make sweep-incontext re-run the in-context-learning model over 8 seeds, with ablations (about 4 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
 
@@ -89,6 +90,14 @@ sweep-modern: install  ## GPT-2 vs the Llama layout, one change at a time, 3 see
 	$(BIN)/python benchmarks/sweep_modern.py --variants gpt2 llama rotary rmsnorm & \
 	  $(BIN)/python benchmarks/sweep_modern.py --variants swiglu no-bias gqa mqa; wait
 	$(BIN)/python benchmarks/sweep_modern.py --summary
+
+# 8 runs of about 50 s, two at a time: the results the chapter "In-context
+# learning" reads
+sweep-incontext: install  ## in-context learning over 8 seeds: when it appears, which heads do it
+	rm -f benchmarks/results/sweep_incontext.json
+	$(BIN)/python benchmarks/sweep_incontext.py --seeds 0 2 4 6 & \
+	  $(BIN)/python benchmarks/sweep_incontext.py --seeds 1 3 5 7; wait
+	$(BIN)/python benchmarks/sweep_incontext.py --summary
 
 lab: install
 	$(BIN)/jupyter lab book
