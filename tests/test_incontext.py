@@ -198,3 +198,20 @@ def test_probe_reports_accuracy_and_the_two_head_patterns():
         torch.testing.assert_close(
             torch.tensor(report["previous_token"][layer]), previous
         )
+
+
+def test_sample_values_draws_each_split_uniformly():
+    task = MappingTask(n_keys=4, n_values=8, held_out_every=4)
+    keys = torch.tensor([1] * 4000)
+    for split in ("train", "held-out"):
+        values = task.sample_values(
+            keys, split, torch.Generator().manual_seed(0)
+        )
+        allowed = {v for v in range(4, 12) if task.split_of(1, v) == split}
+        assert set(values.tolist()) == allowed
+        counts = torch.bincount(values, minlength=12)[sorted(allowed)]
+        # uniform over the allowed values, within 5 standard deviations
+        expected = 4000 / len(allowed)
+        assert (counts - expected).abs().max() < 5 * expected**0.5
+    with pytest.raises(ValueError, match="split must be one of"):
+        task.sample_values(keys, "test")

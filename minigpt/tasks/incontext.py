@@ -96,6 +96,20 @@ class MappingTask:
             tables[split] = table, counts
         return tables
 
+    def sample_values(
+        self,
+        keys: torch.Tensor,
+        split: str = "train",
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """For every key id in ``keys``, a value id of ``split`` drawn
+        uniformly among those it may be paired with: the shape of ``keys``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        table, counts = self._allowed[split]
+        choice = torch.rand(keys.shape, generator=generator) * counts[keys]
+        return table[keys, choice.long()]
+
     def sample(
         self,
         batch_size: int,
@@ -118,13 +132,10 @@ class MappingTask:
             )
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        table, counts = self._allowed[split]
-        shape = (batch_size, n_examples)
         # distinct keys per row: the first n_examples of a random permutation
         keys = torch.rand(batch_size, self.n_keys, generator=generator)
         keys = keys.argsort(dim=1)[:, :n_examples]
-        choice = torch.rand(shape, generator=generator) * counts[keys]
-        values = table[keys, choice.long()]
+        values = self.sample_values(keys, split, generator)
         query = torch.randint(n_examples, (batch_size,), generator=generator)
         rows = torch.arange(batch_size)
         ids = torch.empty(batch_size, 2 * n_examples + 1, dtype=torch.long)
