@@ -9,6 +9,7 @@ Principles*. One module per concept (see the book's chapter map):
 - ``minigpt.attention``   scaled dot-product, single- and multi-head attention
 - ``minigpt.model``       the GPT (GPT-2 compatible)
 - ``minigpt.sampling``    greedy, temperature, top-k, top-p
+- ``minigpt.encoder``     BERT: the encoder, masked-LM batches
 - ``minigpt.train``       the training loop
 - ``minigpt.checkpoint``  saving a training run and resuming it
 - ``minigpt.zoo``         pre-trained models that train once and are cached

@@ -127,6 +127,38 @@ def _check_input(x: torch.Tensor, width: int, width_name: str) -> None:
         )
 
 
+def _check_padding_mask(
+    padding_mask: torch.Tensor, x: torch.Tensor, past: int
+) -> None:
+    B, T = x.shape[:2]
+    if past:
+        raise ValueError(
+            "padding_mask works without a KVCache only; pad on the right "
+            "and generate each sequence alone, or pass no padding_mask"
+        )
+    if (
+        not isinstance(padding_mask, torch.Tensor)
+        or padding_mask.dtype != torch.bool
+        or padding_mask.shape != (B, T)
+    ):
+        raise ValueError(
+            f"padding_mask must be a bool tensor of shape (B, T) = "
+            f"{(B, T)}, True for real tokens, got "
+            f"{shape_or_type(padding_mask)}"
+            + (
+                f" {padding_mask.dtype}"
+                if isinstance(padding_mask, torch.Tensor)
+                else ""
+            )
+        )
+    if not bool(padding_mask.any(dim=1).all()):
+        raise ValueError(
+            "every sequence needs at least one real token (a row of "
+            "padding_mask is all False): a query would have nothing to "
+            "attend to"
+        )
+
+
 def _check_kv_heads(n_head: int, n_kv_head: int) -> None:
     check_positive_int("n_kv_head", n_kv_head)
     if n_head % n_kv_head:
@@ -425,11 +457,14 @@ class MultiHeadAttention(nn.Module):
       :class:`RotaryEmbedding` of that base (None: no rotation, positions
       come from the model's learned table).
 
-    forward(x (B, T, n_embd), cache=None) -> y (B, T, n_embd). With a
-    :class:`KVCache` holding P earlier positions, the T new queries sit at
-    positions P .. P+T-1 (and are rotated to them) and attend to all P
-    cached keys plus the causal part of the new ones; the new keys (already
-    rotated) and values are appended to the cache.
+    forward(x (B, T, n_embd), cache=None, padding_mask=None) -> y (B, T,
+    n_embd). With a :class:`KVCache` holding P earlier positions, the T new
+    queries sit at positions P .. P+T-1 (and are rotated to them) and attend
+    to all P cached keys plus the causal part of the new ones; the new keys
+    (already rotated) and values are appended to the cache. ``causal=False``
+    (an encoder such as BERT) lets every position attend to every other;
+    ``padding_mask`` (B, T), True for real tokens and False for padding,
+    keeps every query from attending to padding (without a cache only).
     """
 
     def __init__(
@@ -485,22 +520,46 @@ class MultiHeadAttention(nn.Module):
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         return q, k, v
 
+    def _mask(
+        self, x: torch.Tensor, past: int, padding_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, bool]:
+        """The ``attn_mask`` and ``is_causal`` for T new queries after
+        ``past`` cached keys (True = may attend)."""
+        T = x.shape[1]
+        if padding_mask is None:
+            if self.causal and past == 0:
+                return None, T > 1
+            if self.causal and T > 1:
+                # query i is position past + i: it may see keys 0 .. past + i
+                mask = torch.ones(
+                    T, past + T, dtype=torch.bool, device=x.device
+                )
+                return mask.tril(diagonal=past), False
+            return None, False
+        _check_padding_mask(padding_mask, x, past)
+        mask = padding_mask[:, None, None, :]  # (B, 1, 1, T): keys
+        if self.causal:
+            if not bool(padding_mask[:, 0].all()):
+                raise ValueError(
+                    "a causal model's padding must be on the right "
+                    "(padding_mask[:, 0] all True): a left-padded query "
+                    "would see only padding"
+                )
+            mask = mask & causal_mask(T, device=x.device)
+        return mask, False
+
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         past = 0 if cache is None else len(cache)
         q, k, v = self._heads(x, past)
         B, _, T, _ = q.shape
+        mask, is_causal = self._mask(x, past, padding_mask)
         if cache is not None:
             k, v = cache.append(k, v)
-        mask, is_causal = None, False
-        if self.causal and past == 0:
-            is_causal = T > 1
-        elif self.causal and T > 1:
-            # query i is position past + i: it may see keys 0 .. past + i
-            mask = torch.ones(
-                T, past + T, dtype=torch.bool, device=x.device
-            ).tril(diagonal=past)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -514,18 +573,21 @@ class MultiHeadAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_embd)
         return self.resid_dropout(self.c_proj(y))
 
-    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_weights(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The attention weights A (B, n_head, T, T), for plots.
 
         Computed by the written-out path,
-        :func:`scaled_dot_product_attention`.
+        :func:`scaled_dot_product_attention`, with the mask of
+        :meth:`forward`.
         """
         q, k, v = self._heads(x)
         group = self.n_head // self.n_kv_head  # query heads per kv head
         k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
-        mask = (
-            causal_mask(q.shape[2], device=x.device) if self.causal else None
-        )
+        mask, is_causal = self._mask(x, 0, padding_mask)
+        if is_causal:
+            mask = causal_mask(q.shape[2], device=x.device)
         return scaled_dot_product_attention(q, k, v, mask)[1]
 
 

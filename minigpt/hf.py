@@ -5,7 +5,10 @@ The GPT-2 layout (the default :class:`~minigpt.model.GPTConfig`) converts to
 <minigpt.model.GPTConfig.llama>`) to ``LlamaForCausalLM``: :func:`to_hf`,
 :func:`from_hf`, :func:`save_pretrained` and :func:`load_pretrained` choose
 by the config or by the model's class. The Llama mapping is described at
-:data:`LLAMA_NAMES`; the rest of this docstring is about GPT-2.
+:data:`LLAMA_NAMES`. minigpt's BERT-layout :class:`~minigpt.encoder.Encoder`
+converts to ``BertForMaskedLM`` (or, with ``base=True``, the base
+``BertModel`` with its pooler) by the names of :data:`BERT_NAMES`. The rest
+of this docstring is about GPT-2.
 
 The two share every parameter name
 (``transformer.h.0.attn.c_attn.weight`` ...). One difference: GPT-2
@@ -45,13 +48,16 @@ from pathlib import Path
 import torch
 
 from minigpt.common import atomic_path, seeded_rng
+from minigpt.encoder import Encoder, EncoderConfig
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import EOT, HFBPETokenizer
 
 __all__ = [
     "CONV1D_SUFFIXES",
     "LLAMA_NAMES",
+    "BERT_NAMES",
     "llama_config_from_hf",
+    "bert_config_from_hf",
     "config_from_hf",
     "from_hf",
     "to_hf",
@@ -95,6 +101,28 @@ LLAMA_NAMES = {
     "mlp.c_proj.weight": "mlp.down_proj.weight",
 }
 _QKV = ("q_proj", "k_proj", "v_proj")
+
+#: minigpt's :class:`~minigpt.encoder.Encoder` name -> ``BertModel``'s
+#: (``BertForMaskedLM`` puts ``bert.`` before the embeddings and layers),
+#: for every tensor but the fused ``attn.c_attn``, whose rows are
+#: ``attention.self.query``, ``key`` and ``value`` stacked. In a block
+#: ``h.{i}.`` stands for ``encoder.layer.{i}.``. No weight is transposed.
+BERT_NAMES = {
+    "wte": "embeddings.word_embeddings",
+    "wpe": "embeddings.position_embeddings",
+    "wtt": "embeddings.token_type_embeddings",
+    "ln_emb": "embeddings.LayerNorm",
+    "attn.c_proj": "attention.output.dense",
+    "ln_1": "attention.output.LayerNorm",
+    "mlp.c_fc": "intermediate.dense",
+    "mlp.c_proj": "output.dense",
+    "ln_2": "output.LayerNorm",
+    "pooler": "pooler.dense",
+    "mlm_dense": "cls.predictions.transform.dense",
+    "mlm_ln": "cls.predictions.transform.LayerNorm",
+    "mlm_bias": "cls.predictions.bias",
+}
+_BERT_QKV = ("query", "key", "value")
 
 
 def _is_conv1d(name: str) -> bool:
@@ -163,16 +191,25 @@ def config_from_hf(hf_config, dropout: float = 0.0) -> GPTConfig:
     )
 
 
-def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
+def from_hf(model_or_path, dropout: float = 0.0) -> GPT | Encoder:
     """A minigpt GPT holding the weights of a ``GPT2LMHeadModel``.
 
-    Or of a ``LlamaForCausalLM``, as a GPT of the Llama layout.
+    Or of a ``LlamaForCausalLM``, as a GPT of the Llama layout; or of a
+    ``BertForMaskedLM`` or ``BertModel``, as an
+    :class:`~minigpt.encoder.Encoder` (a head the HF class lacks, the pooler
+    or the masked-LM head, keeps its initial weights).
 
     ``model_or_path`` is the model or a folder saved by one. ``dropout``
     defaults to 0 (inference); pass GPT-2's 0.1 to fine-tune with its recipe.
     The result is in eval mode.
     """
-    from transformers import AutoConfig, GPT2LMHeadModel, LlamaForCausalLM
+    from transformers import (
+        AutoConfig,
+        BertForMaskedLM,
+        BertModel,
+        GPT2LMHeadModel,
+        LlamaForCausalLM,
+    )
 
     if isinstance(model_or_path, (str, Path)):
         if not Path(model_or_path).is_dir():
@@ -181,15 +218,21 @@ def from_hf(model_or_path, dropout: float = 0.0) -> GPT:
                 "a folder written "
                 "by save_pretrained (config.json + model.safetensors)"
             )
-        kind = AutoConfig.from_pretrained(model_or_path).model_type
-        cls = LlamaForCausalLM if kind == "llama" else GPT2LMHeadModel
+        hf_config = AutoConfig.from_pretrained(model_or_path)
+        cls = {"llama": LlamaForCausalLM, "bert": BertForMaskedLM}.get(
+            hf_config.model_type, GPT2LMHeadModel
+        )
+        if "BertModel" in (hf_config.architectures or []):
+            cls = BertModel
         model_or_path = cls.from_pretrained(model_or_path)
     if isinstance(model_or_path, LlamaForCausalLM):
         return _from_hf_llama(model_or_path, dropout)
+    if isinstance(model_or_path, (BertForMaskedLM, BertModel)):
+        return _from_hf_bert(model_or_path, dropout)
     if not isinstance(model_or_path, GPT2LMHeadModel):
         raise TypeError(
-            "from_hf needs a transformers.GPT2LMHeadModel, LlamaForCausalLM "
-            "or a folder path, "
+            "from_hf needs a transformers.GPT2LMHeadModel, LlamaForCausalLM, "
+            "BertForMaskedLM, BertModel or a folder path, "
             f"got {type(model_or_path).__name__}"
         )
     # the weights are replaced below: leave the caller's random state alone
@@ -415,8 +458,12 @@ def _from_hf_llama(hf_model, dropout: float) -> GPT:
     return gpt.eval()
 
 
-def to_hf(gpt: GPT, eot_id: int | None = None):
+def to_hf(gpt: GPT | Encoder, eot_id: int | None = None, base: bool = False):
     """``gpt`` as a ``transformers.GPT2LMHeadModel``, in eval mode.
+
+    An :class:`~minigpt.encoder.Encoder` becomes a ``BertForMaskedLM``, or
+    with ``base=True`` a ``BertModel`` (hidden states and pooler); ``eot_id``
+    is for GPTs only.
 
     A GPT of the Llama layout (:meth:`GPTConfig.llama
     <minigpt.model.GPTConfig.llama>`) becomes a ``LlamaForCausalLM``
@@ -433,6 +480,8 @@ def to_hf(gpt: GPT, eot_id: int | None = None):
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    if isinstance(gpt, Encoder):
+        return _to_hf_bert(gpt, base)
     config = gpt.config
     eot_id = _check_eot_id(config, eot_id)
     if _is_llama_layout(config):
@@ -589,3 +638,124 @@ def load_pretrained(path) -> tuple[GPT, HFBPETokenizer]:
             "minigpt.hf.save_pretrained; for weights alone use from_hf(path)"
         )
     return from_hf(path), HFBPETokenizer.load(path / "tokenizer.json")
+
+
+def bert_config_from_hf(hf_config, dropout: float = 0.0) -> EncoderConfig:
+    """The :class:`~minigpt.encoder.EncoderConfig` of a ``BertConfig``.
+
+    Raises ValueError for an option minigpt's encoder does not have.
+    """
+    problems = {
+        "hidden_act": (hf_config.hidden_act == "gelu", "the erf GELU"),
+        "position_embedding_type": (
+            getattr(hf_config, "position_embedding_type", "absolute")
+            == "absolute",
+            "a learned position table",
+        ),
+        "is_decoder": (not hf_config.is_decoder, "an encoder"),
+    }
+    for name, (ok, what) in problems.items():
+        if not ok:
+            raise ValueError(
+                f"BertConfig.{name}={getattr(hf_config, name)!r}: minigpt's "
+                f"encoder has {what} only"
+            )
+    return EncoderConfig(
+        vocab_size=hf_config.vocab_size,
+        block_size=hf_config.max_position_embeddings,
+        n_layer=hf_config.num_hidden_layers,
+        n_head=hf_config.num_attention_heads,
+        n_embd=hf_config.hidden_size,
+        intermediate_size=hf_config.intermediate_size,
+        type_vocab_size=hf_config.type_vocab_size,
+        dropout=dropout,
+        norm_eps=hf_config.layer_norm_eps,
+    )
+
+
+def _bert_hf_name(name: str, prefix: str) -> str:
+    """``Encoder`` state-dict name -> the BERT one (see BERT_NAMES)."""
+    module, _, kind = name.rpartition(".")
+    if not module:  # mlm_bias
+        return BERT_NAMES[kind]
+    if module.startswith("h."):
+        _, layer, inner = module.split(".", 2)
+        return f"{prefix}encoder.layer.{layer}.{BERT_NAMES[inner]}.{kind}"
+    hf = BERT_NAMES[module]
+    return f"{hf}.{kind}" if hf.startswith("cls.") else f"{prefix}{hf}.{kind}"
+
+
+def _bert_pieces(encoder: Encoder, prefix: str, names) -> dict:
+    """The encoder's tensors under BERT's names, for the HF names in
+    ``names`` (a model's state dict keys)."""
+    state = {}
+    for name, tensor in encoder.state_dict().items():
+        if name.endswith(("attn.c_attn.weight", "attn.c_attn.bias")):
+            layer, kind = name.split(".")[1], name.rsplit(".", 1)[1]
+            base = f"{prefix}encoder.layer.{layer}.attention.self."
+            for part, piece in zip(_BERT_QKV, tensor.chunk(3)):
+                state[f"{base}{part}.{kind}"] = piece
+            continue
+        hf_name = _bert_hf_name(name, prefix)
+        if hf_name in names:
+            state[hf_name] = tensor
+    return state
+
+
+def _from_hf_bert(hf_model, dropout: float) -> Encoder:
+    from transformers import BertForMaskedLM
+
+    prefix = "bert." if isinstance(hf_model, BertForMaskedLM) else ""
+    with seeded_rng():  # the weights are replaced below
+        encoder = Encoder(bert_config_from_hf(hf_model.config, dropout))
+    hf_state = hf_model.state_dict()
+    state = encoder.state_dict()
+    for name in state:
+        if name.endswith(("attn.c_attn.weight", "attn.c_attn.bias")):
+            layer, kind = name.split(".")[1], name.rsplit(".", 1)[1]
+            base = f"{prefix}encoder.layer.{layer}.attention.self."
+            state[name] = torch.cat(
+                [hf_state[f"{base}{part}.{kind}"] for part in _BERT_QKV]
+            )
+        elif _bert_hf_name(name, prefix) in hf_state:
+            state[name] = hf_state[_bert_hf_name(name, prefix)]
+        # else: a head this class lacks (the pooler of BertForMaskedLM,
+        # the masked-LM head of BertModel) keeps its initial weights
+    encoder.load_state_dict(state)
+    return encoder.eval()
+
+
+def _to_hf_bert(encoder: Encoder, base: bool):
+    from transformers import BertConfig, BertForMaskedLM, BertModel
+
+    config = encoder.config
+    hf_config = BertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.n_embd,
+        num_hidden_layers=config.n_layer,
+        num_attention_heads=config.n_head,
+        intermediate_size=config.intermediate_size or 4 * config.n_embd,
+        hidden_act="gelu",
+        hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout,
+        max_position_embeddings=config.block_size,
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=config.norm_eps,
+    )
+    hf_model = BertModel(hf_config) if base else BertForMaskedLM(hf_config)
+    prefix = "" if base else "bert."
+    names = set(hf_model.state_dict())
+    state = _bert_pieces(encoder, prefix, names)
+    if not base:  # the decoder shares wte and the bias
+        state["cls.predictions.decoder.weight"] = state[
+            f"{prefix}embeddings.word_embeddings.weight"
+        ]
+        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
+    missing, unexpected = hf_model.load_state_dict(state, strict=False)
+    missing = [n for n in missing if not n.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"weight names did not line up: missing {missing}, unexpected "
+            f"{unexpected}"
+        )
+    return hf_model.to(encoder.wte.weight.device).eval()

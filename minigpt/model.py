@@ -405,16 +405,19 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    """One Transformer block: causal multi-head attention, then the MLP.
+    """One Transformer block: multi-head attention, then the MLP.
 
     Each of the two sits in a residual branch:
 
     - ``norm="pre"``: x + attn(ln_1(x)), then + mlp(ln_2(.)).
     - ``norm="post"``: ln_1(x + attn(x)), then ln_2(. + mlp(.)), the 2017
-      paper's formula.
+      paper's formula and BERT's layer.
+
+    The attention is causal (a decoder, GPT) unless ``causal=False`` (an
+    encoder, BERT: every position sees every other).
     """
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, causal: bool = True):
         super().__init__()
         self.norm = config.norm
         self.ln_1 = _layer_norm(config)
@@ -423,6 +426,7 @@ class Block(nn.Module):
             config.n_head,
             bias=config.bias,
             dropout=config.dropout,
+            causal=causal,
             n_kv_head=config.n_kv_head,
             rope_theta=(
                 config.rope_theta if config.positions == "rotary" else None
@@ -432,22 +436,28 @@ class Block(nn.Module):
         self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, T, C) -> (B, T, C).
 
-        With ``cache``, x holds only the new positions.
+        With ``cache``, x holds only the new positions; ``padding_mask``
+        (B, T), True for real tokens, keeps attention off the padding.
         """
         if self.norm == "pre":
-            x = x + self.attn(self.ln_1(x), cache)
+            x = x + self.attn(self.ln_1(x), cache, padding_mask)
             return x + self.mlp(self.ln_2(x))
-        x = self.ln_1(x + self.attn(x, cache))
+        x = self.ln_1(x + self.attn(x, cache, padding_mask))
         return self.ln_2(x + self.mlp(x))
 
-    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_weights(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The attention weights (B, n_head, T, T) this block computes."""
         return self.attn.attention_weights(
-            self.ln_1(x) if self.norm == "pre" else x
+            self.ln_1(x) if self.norm == "pre" else x, padding_mask
         )
 
 

@@ -246,6 +246,65 @@ def test_fast_form_equals_torch_multihead_attention(causal):
     torch.testing.assert_close(fast.attention_weights(x), weights, **TIGHT)
 
 
+def right_padding(B=2, T=7):
+    """Sequence 0 unpadded; sequence 1 padded in its last three positions."""
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, T - 3 :] = False
+    return mask
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_padding_mask_equals_torch_key_padding_mask(causal):
+    fast = fast_mha(causal=causal)
+    torch_mha = torch.nn.MultiheadAttention(
+        12, 3, batch_first=True, dtype=torch.float64
+    ).eval()
+    with torch.no_grad():
+        torch_mha.in_proj_weight.copy_(fast.c_attn.weight)
+        torch_mha.in_proj_bias.copy_(fast.c_attn.bias)
+        torch_mha.out_proj.weight.copy_(fast.c_proj.weight)
+        torch_mha.out_proj.bias.copy_(fast.c_proj.bias)
+    x, padding = x_input(), right_padding()
+    # PyTorch's bool masks: True = blocked
+    expected, weights = torch_mha(
+        x,
+        x,
+        x,
+        key_padding_mask=~padding,
+        attn_mask=~causal_mask(7) if causal else None,
+        average_attn_weights=False,
+    )
+    torch.testing.assert_close(
+        fast(x, padding_mask=padding), expected, **TIGHT
+    )
+    torch.testing.assert_close(
+        fast.attention_weights(x, padding), weights, **TIGHT
+    )
+    # no weight on padding, and sequence 0 (no padding) is unchanged
+    assert (weights[1, :, :, 4:] == 0).all()
+    torch.testing.assert_close(fast(x, padding_mask=padding)[0], fast(x)[0])
+
+
+def test_bad_padding_masks_are_refused():
+    fast, x = fast_mha(causal=False), x_input()
+    padding = right_padding()
+    for bad, message in (
+        (padding[:, :5], "padding_mask must be a bool tensor of shape"),
+        (padding.long(), "padding_mask must be a bool tensor of shape"),
+        (torch.zeros_like(padding), "at least one real token"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            fast(x, padding_mask=bad)
+    left = padding.flip(1)  # padding first: a causal query would see none
+    fast_mha(causal=False)(x, padding_mask=left)  # fine without causality
+    with pytest.raises(ValueError, match="padding must be on the right"):
+        fast_mha(causal=True)(x, padding_mask=left)
+    cache = KVCache()
+    fast_mha(causal=True)(x, cache)
+    with pytest.raises(ValueError, match="without a KVCache only"):
+        fast_mha(causal=True)(x[:, :1], cache, padding_mask=padding[:, :1])
+
+
 def test_teaching_form_combines_an_extra_mask_with_the_causal_one():
     fast = fast_mha()
     teaching = fast_to_teaching(fast)

@@ -183,7 +183,8 @@ def test_from_hf_rejects_what_minigpt_cannot_represent():
     with pytest.raises(
         TypeError,
         match="from_hf needs a transformers.GPT2LMHeadModel, "
-        "LlamaForCausalLM or a folder path, got dict",
+        "LlamaForCausalLM, BertForMaskedLM, BertModel or a folder path, "
+        "got dict",
     ):
         from_hf({})
 
