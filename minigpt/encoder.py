@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minigpt.common import check_positive_int, shape_or_type
-from minigpt.model import Block, GPTConfig
+from minigpt.model import Block, GPTConfig, token_loss
 
 __all__ = ["EncoderConfig", "Encoder", "mask_tokens"]
 
@@ -210,20 +210,7 @@ class Encoder(nn.Module):
         logits = F.linear(h, self.wte.weight, self.mlm_bias)
         if targets is None:
             return logits, None
-        if (
-            not isinstance(targets, torch.Tensor)
-            or targets.shape != idx.shape
-        ):
-            raise ValueError(
-                f"targets must have the shape of idx {tuple(idx.shape)}, got "
-                f"{shape_or_type(targets)}"
-            )
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=-1,
-        )
-        return logits, loss
+        return logits, token_loss(logits, targets, idx)
 
     def pooled(
         self,

@@ -52,6 +52,7 @@ __all__ = [
     "SwiGLU",
     "Block",
     "GPT",
+    "token_loss",
     "eval_mode",
     "without_residual",
 ]
@@ -479,6 +480,34 @@ def without_residual(
     return block.ln_2(block.mlp(block.ln_1(block.attn(x, cache))))
 
 
+def token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (B, T, V) against ``targets`` (B, T).
+
+    ``targets`` must have the shape of the input ids ``idx`` and hold token
+    ids or -1, which is ignored (a position with nothing to predict). The
+    loss of :class:`GPT` and of :class:`minigpt.encoder.Encoder`.
+    """
+    if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+        raise ValueError(
+            f"targets must have the shape of idx {tuple(idx.shape)}, got "
+            f"{shape_or_type(targets)}"
+        )
+    vocab_size = logits.size(-1)
+    if not torch.compiler.is_compiling() and (
+        targets.min().item() < -1 or targets.max().item() >= vocab_size
+    ):
+        raise ValueError(
+            f"targets must hold token ids 0..{vocab_size - 1} or -1 "
+            f"(ignored), got values from {targets.min().item()} to "
+            f"{targets.max().item()}"
+        )
+    return F.cross_entropy(
+        logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1
+    )
+
+
 class GPT(nn.Module):
     """A GPT-2-layout language model.
 
@@ -639,31 +668,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.hidden_states(idx))
         if targets is None:
             return logits, None
-        if (
-            not isinstance(targets, torch.Tensor)
-            or targets.shape != idx.shape
-        ):
-            got = shape_or_type(targets)
-            raise ValueError(
-                f"targets must have the shape of idx {tuple(idx.shape)}, got "
-                f"{got}"
-            )
-        if not torch.compiler.is_compiling() and (
-            targets.min().item() < -1
-            or targets.max().item() >= self.config.vocab_size
-        ):
-            raise ValueError(
-                "targets must hold token ids "
-                f"0..{self.config.vocab_size - 1} or -1 (ignored), "
-                f"got values from {targets.min().item()} to "
-                f"{targets.max().item()}"
-            )
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=-1,
-        )
-        return logits, loss
+        return logits, token_loss(logits, targets, idx)
 
     def new_caches(self) -> list[KVCache]:
         """One empty key/value cache per layer, for :meth:`generate`."""

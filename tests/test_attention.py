@@ -224,9 +224,8 @@ def test_teaching_to_fast_from_random_teaching_weights():
     )
 
 
-@pytest.mark.parametrize("causal", [True, False])
-def test_fast_form_equals_torch_multihead_attention(causal):
-    fast = fast_mha(causal=causal)
+def torch_twin(fast):
+    """torch.nn.MultiheadAttention with the weights of ``fast``."""
     torch_mha = torch.nn.MultiheadAttention(
         12, 3, batch_first=True, dtype=torch.float64
     ).eval()
@@ -236,6 +235,13 @@ def test_fast_form_equals_torch_multihead_attention(causal):
         torch_mha.in_proj_bias.copy_(fast.c_attn.bias)
         torch_mha.out_proj.weight.copy_(fast.c_proj.weight)
         torch_mha.out_proj.bias.copy_(fast.c_proj.bias)
+    return torch_mha
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_fast_form_equals_torch_multihead_attention(causal):
+    fast = fast_mha(causal=causal)
+    torch_mha = torch_twin(fast)
     x = x_input()
     # PyTorch's bool attn_mask: True = blocked
     blocked = ~causal_mask(7) if causal else None
@@ -256,14 +262,7 @@ def right_padding(B=2, T=7):
 @pytest.mark.parametrize("causal", [True, False])
 def test_padding_mask_equals_torch_key_padding_mask(causal):
     fast = fast_mha(causal=causal)
-    torch_mha = torch.nn.MultiheadAttention(
-        12, 3, batch_first=True, dtype=torch.float64
-    ).eval()
-    with torch.no_grad():
-        torch_mha.in_proj_weight.copy_(fast.c_attn.weight)
-        torch_mha.in_proj_bias.copy_(fast.c_attn.bias)
-        torch_mha.out_proj.weight.copy_(fast.c_proj.weight)
-        torch_mha.out_proj.bias.copy_(fast.c_proj.bias)
+    torch_mha = torch_twin(fast)
     x, padding = x_input(), right_padding()
     # PyTorch's bool masks: True = blocked
     expected, weights = torch_mha(
