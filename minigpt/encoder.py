@@ -20,7 +20,8 @@ add a learned segment vector; ``padding_mask`` (B, T), True for real tokens,
 keeps attention off padding, since an encoder batches sentences of different
 lengths. :meth:`Encoder.pooled` is BERT's sentence vector: tanh of a linear
 map of position 0, the ``[CLS]`` token. :func:`mask_tokens` makes
-masked-language-model batches.
+masked-language-model batches, and :class:`MaskedLMBatches` feeds them from a
+token stream to :func:`minigpt.train.train`.
 
 >>> config = EncoderConfig(vocab_size=30, block_size=16, n_layer=1,
 ...                        n_head=2, n_embd=8)
@@ -38,9 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from minigpt.common import check_positive_int, shape_or_type
-from minigpt.model import Block, GPTConfig, token_loss
+from minigpt.model import Block, GPTConfig, eval_mode, token_loss
+from minigpt.train import TokenStream, data_fingerprint
 
-__all__ = ["EncoderConfig", "Encoder", "mask_tokens"]
+__all__ = ["EncoderConfig", "Encoder", "mask_tokens", "MaskedLMBatches"]
 
 
 @dataclass(frozen=True)
@@ -196,14 +198,16 @@ class Encoder(nn.Module):
     def forward(
         self,
         idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Masked-LM logits (B, T, vocab_size), and the loss or None.
 
         The loss is the mean cross-entropy over the positions whose
-        ``targets`` (B, T) are not -1: the masked ones.
+        ``targets`` (B, T) are not -1: the masked ones. ``(idx, targets)``
+        first, as :class:`~minigpt.model.GPT`'s, so that
+        :func:`minigpt.train.train` trains either.
         """
         h = self.hidden_states(idx, token_type_ids, padding_mask)
         h = self.mlm_ln(F.gelu(self.mlm_dense(h)))
@@ -279,3 +283,90 @@ def mask_tokens(
     inputs[swapped] = random_ids[swapped]
     targets = torch.where(chosen, ids, torch.full_like(ids, -1))
     return inputs, targets
+
+
+class MaskedLMBatches:
+    """Masked-LM batches of a token stream, a
+    :class:`minigpt.train.BatchSource` for :func:`minigpt.train.train`.
+
+    :meth:`sample` draws ``batch_size`` windows of ``block_size`` tokens from
+    ``train_ids`` (as pre-training does) and masks them with
+    :func:`mask_tokens`, both with the loop's generator: inputs and targets
+    (batch_size, block_size). Validation cuts ``val_ids`` into consecutive
+    windows, masks them once with a generator seeded with ``val_seed``, and
+    :meth:`evaluate` is the mean cross-entropy over all their masked tokens.
+    """
+
+    def __init__(
+        self,
+        train_ids: torch.Tensor,
+        val_ids: torch.Tensor,
+        block_size: int,
+        mask_id: int,
+        vocab_size: int,
+        special_ids: tuple[int, ...] = (),
+        rate: float = 0.15,
+        val_seed: int = 0,
+    ):
+        self.stream = TokenStream(train_ids, val_ids, block_size)
+        self.mask = dict(
+            mask_id=mask_id,
+            vocab_size=vocab_size,
+            rate=rate,
+            special_ids=tuple(special_ids),
+        )
+        n = val_ids.numel() // block_size
+        if n == 0:
+            raise ValueError(
+                f"the validation split has {val_ids.numel()} tokens, fewer "
+                f"than one window of block_size={block_size}; use a larger "
+                "val_fraction or a smaller block_size"
+            )
+        windows = val_ids[: n * block_size].view(n, block_size)
+        generator = torch.Generator().manual_seed(val_seed)
+        self.val_inputs, self.val_targets = mask_tokens(
+            windows, generator=generator, **self.mask
+        )
+        if not (self.val_targets != -1).any():
+            raise ValueError(
+                "masking chose no validation token: use more validation "
+                "text or a larger rate"
+            )
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __repr__(self) -> str:
+        return f"MaskedLMBatches({self.stream}, {self.mask})"
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        windows, _ = self.stream.sample(batch_size, generator)
+        return mask_tokens(windows, generator=generator, **self.mask)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch_size: int) -> float:
+        device = next(model.parameters()).device
+        total, count = 0.0, 0
+        with eval_mode(model):
+            for start in range(0, len(self.val_inputs), batch_size):
+                rows = slice(start, start + batch_size)
+                targets = self.val_targets[rows]
+                n = int((targets != -1).sum())
+                if n:
+                    _, loss = model(
+                        self.val_inputs[rows].to(device), targets.to(device)
+                    )
+                    total, count = total + loss.item() * n, count + n
+        return total / count
+
+    def fingerprint(self) -> dict:
+        """The token stream's sizes and SHA-256, and the masking."""
+        return {
+            **data_fingerprint(self.stream.train_ids, self.stream.val_ids),
+            "masking": {
+                **self.mask,
+                "special_ids": list(self.mask["special_ids"]),
+            },
+        }

@@ -2,12 +2,21 @@
 Face's BertForMaskedLM and BertModel with the same weights; masked-LM
 batches by BERT's recipe."""
 
+from dataclasses import replace
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from minigpt.encoder import Encoder, EncoderConfig, mask_tokens
+from minigpt.encoder import (
+    Encoder,
+    EncoderConfig,
+    MaskedLMBatches,
+    mask_tokens,
+)
 from minigpt.hf import from_hf, to_hf
 from minigpt.model import GPT, GPTConfig
+from minigpt.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -48,7 +57,7 @@ def test_logits_equal_hugging_face_bert_for_masked_lm():
     hf = to_hf(encoder)
     assert type(hf).__name__ == "BertForMaskedLM"
     idx, segments, mask = batch()
-    ours = encoder(idx, segments, mask)[0]
+    ours = encoder(idx, token_type_ids=segments, padding_mask=mask)[0]
     theirs = hf(
         input_ids=idx, token_type_ids=segments, attention_mask=mask.long()
     ).logits
@@ -104,7 +113,12 @@ def test_from_hf_reads_a_model_built_by_transformers(tmp_path):
                 attention_mask=mask.long(),
             )
             if cls is BertForMaskedLM:
-                ours, theirs = encoder(idx, segments, mask)[0], out.logits
+                ours, theirs = (
+                    encoder(idx, token_type_ids=segments, padding_mask=mask)[
+                        0
+                    ],
+                    out.logits,
+                )
             else:
                 ours = encoder.pooled(idx, segments, mask)
                 theirs = out.pooler_output
@@ -162,13 +176,15 @@ def test_padding_is_irrelevant_to_the_real_tokens():
     other = idx.clone()
     other[~mask] = (other[~mask] + 7) % 40  # different padding ids
     with torch.no_grad():
-        ours = encoder(idx, segments, mask)[0]
-        changed = encoder(other, segments, mask)[0]
-        alone = encoder(idx[2:, :4], segments[2:, :4])[0]
+        ours = encoder(idx, token_type_ids=segments, padding_mask=mask)[0]
+        changed = encoder(other, token_type_ids=segments, padding_mask=mask)[
+            0
+        ]
+        alone = encoder(idx[2:, :4], token_type_ids=segments[2:, :4])[0]
     torch.testing.assert_close(ours[mask], changed[mask])
     # a padded sequence reads as the same sequence without its padding
     torch.testing.assert_close(ours[2, :4], alone[0], atol=1e-5, rtol=1e-5)
-    unmasked = encoder(idx, segments)[0]
+    unmasked = encoder(idx, token_type_ids=segments)[0]
     assert not torch.allclose(unmasked[2, :4], ours[2, :4])
 
 
@@ -177,7 +193,7 @@ def test_the_loss_is_the_cross_entropy_of_the_masked_positions():
     idx, segments, mask = batch()
     targets = torch.full_like(idx, -1)
     targets[0, 3], targets[1, 0] = 5, 9
-    logits, loss = encoder(idx, segments, mask, targets)
+    logits, loss = encoder(idx, targets, segments, mask)
     log_probs = logits.log_softmax(-1)
     expected = -(log_probs[0, 3, 5] + log_probs[1, 0, 9]) / 2
     torch.testing.assert_close(loss, expected)
@@ -198,16 +214,28 @@ def test_the_loss_is_the_cross_entropy_of_the_masked_positions():
             "17 positions but the encoder has 16",
         ),
         (lambda e, i, s, m: e(i + 40), "must lie in 0..39"),
-        (lambda e, i, s, m: e(i, s + 1), "token_type_ids holds values"),
-        (lambda e, i, s, m: e(i, s[:, :5]), "token_type_ids must have"),
-        (lambda e, i, s, m: e(i, s, m[:, :5]), "padding_mask must be a bool"),
-        (lambda e, i, s, m: e(i, s, m.long()), "padding_mask must be a bool"),
         (
-            lambda e, i, s, m: e(i, s, torch.zeros_like(m)),
+            lambda e, i, s, m: e(i, token_type_ids=s + 1),
+            "token_type_ids holds",
+        ),
+        (
+            lambda e, i, s, m: e(i, token_type_ids=s[:, :5]),
+            "token_type_ids must",
+        ),
+        (
+            lambda e, i, s, m: e(i, padding_mask=m[:, :5]),
+            "padding_mask must be",
+        ),
+        (
+            lambda e, i, s, m: e(i, padding_mask=m.long()),
+            "padding_mask must be",
+        ),
+        (
+            lambda e, i, s, m: e(i, padding_mask=torch.zeros_like(m)),
             "at least one real token",
         ),
         (
-            lambda e, i, s, m: e(i, targets=i[:, :3]),
+            lambda e, i, s, m: e(i, i[:, :3]),
             "targets must have the shape",
         ),
     ],
@@ -298,3 +326,81 @@ def test_mask_tokens_refuses_bad_settings():
         mask_tokens(ids, 1, 30, padding_mask=torch.ones(2, 8))
     with pytest.raises(ValueError, match="ids must be a LongTensor"):
         mask_tokens(ids[0], 1, 30)
+
+
+def stream(n=2000, seed=0):
+    """A text with structure: a repeated 10-token pattern, ids 4..13."""
+    ids = torch.arange(4, 14).repeat(n // 10)
+    return ids[: int(0.9 * n)], ids[int(0.9 * n) :]
+
+
+def test_masked_lm_batches_sample_masked_windows():
+    train_ids, val_ids = stream()
+    source = MaskedLMBatches(train_ids, val_ids, 16, MASK, 14, (CLS, SEP))
+    generator = torch.Generator().manual_seed(0)
+    inputs, targets = source.sample(64, generator)
+    assert inputs.shape == targets.shape == (64, 16)
+    chosen = targets != -1
+    assert 0.1 < chosen.float().mean() < 0.2
+    # a target is the token the window held: the pattern continues
+    originals = torch.where(chosen, targets, inputs)
+    assert ((originals[:, 1:] - 4) == (originals[:, :-1] - 4 + 1) % 10).all()
+    again = source.sample(64, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
+
+
+def test_masked_lm_batches_evaluate_every_masked_validation_token():
+    train_ids, val_ids = stream()
+    source = MaskedLMBatches(train_ids, val_ids, 16, MASK, 14)
+    assert source.val_inputs.shape == (200 // 16, 16)
+    encoder = random_encoder(config=replace(CONFIG, vocab_size=14))
+    logits, _ = encoder(source.val_inputs)
+    chosen = source.val_targets != -1
+    expected = F.cross_entropy(logits[chosen], source.val_targets[chosen])
+    # batches of 5, 5 and 2 windows, each weighted by its masked tokens
+    assert source.evaluate(encoder, 5) == pytest.approx(expected.item())
+    assert source.fingerprint()["masking"]["mask_id"] == MASK
+
+
+def test_an_encoder_learns_to_fill_in_masks_through_train():
+    # runs of 40 equal tokens: a masked token is its unmasked neighbours'
+    runs = torch.randint(
+        4, 14, (100,), generator=torch.Generator().manual_seed(0)
+    )
+    ids = runs.repeat_interleave(40)
+    source = MaskedLMBatches(ids[:3600], ids[3600:], 16, MASK, 14)
+    torch.manual_seed(0)
+    encoder = Encoder(
+        EncoderConfig(
+            vocab_size=14, block_size=16, n_layer=1, n_head=2, n_embd=32
+        )
+    )
+    before = source.evaluate(encoder, 64)
+    history = train(
+        encoder,
+        source,
+        TrainConfig(
+            max_iters=200,
+            batch_size=16,
+            learning_rate=1e-2,
+            min_lr=1e-3,
+            warmup_iters=10,
+            weight_decay=0.0,
+            eval_interval=0,
+            device="cpu",
+            progress=False,
+        ),
+    )
+    # from a uniform guess over 14 ids (2.6 nats) to well under 1
+    assert before > 2.5 and history["val_loss"][-1] < 1.0
+
+
+def test_masked_lm_batches_refuse_bad_settings():
+    train_ids, val_ids = stream()
+    with (
+        pytest.warns(UserWarning, match="fewer than one block"),
+        pytest.raises(ValueError, match="fewer than one window"),
+    ):
+        MaskedLMBatches(train_ids, val_ids[:10], 16, MASK, 14)
+    with pytest.raises(ValueError, match="mask_id=14 is not a token id"):
+        MaskedLMBatches(train_ids, val_ids, 16, 14, 14)
