@@ -4,6 +4,14 @@ Every tokenizer here has ``encode(text) -> list[int]``,
 ``decode(ids) -> str``, ``vocab_size``, ``save(path)`` and ``load(path)``;
 :func:`load_tokenizer` loads whichever kind was saved.
 
+:class:`CharTokenizer` and :class:`HFBPETokenizer` take **special tokens**
+such as BERT's ``[CLS]``, ``[SEP]``, ``[MASK]``, ``[PAD]`` or a chat
+template's role markers: ``with_special_tokens([...])`` returns a tokenizer
+whose vocabulary ends with them (the merges and characters unchanged, so
+every other text encodes as before), ``special_id(token)`` gives an id, and
+``encode`` turns the token's text into its one id. They are saved and loaded
+with the tokenizer.
+
 - :class:`CharTokenizer`: one id per character seen in the training text.
 - :class:`BPETokenizer`: byte-level byte-pair encoding written from scratch to
   be read. Text is split into chunks (GPT-2's pattern), each chunk into its
@@ -131,15 +139,51 @@ def _read_json(path: Path, kind: str) -> dict:
 # --- characters -------------------------------------------------------------
 
 
+def _check_special_tokens(tokens, existing) -> list[str]:
+    """``tokens`` as a list, each a new, non-empty string."""
+    tokens = list(tokens)
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise ValueError(
+                f"a special token must be a non-empty string, got {token!r}"
+            )
+    repeated = sorted(
+        {t for t in tokens if tokens.count(t) > 1 or t in existing}
+    )
+    if repeated:
+        raise ValueError(
+            f"special tokens {repeated} are repeated or already in the "
+            "vocabulary; give each once"
+        )
+    return tokens
+
+
+def _missing_special(token: str, tokens: list[str]) -> ValueError:
+    return ValueError(
+        f"the tokenizer has no special token {token!r} (it has {tokens}); "
+        f"add it with tokenizer.with_special_tokens([{token!r}])"
+    )
+
+
 class CharTokenizer:
     """One token per character; the vocabulary is the sorted characters seen.
+
+    ``special_tokens`` get the ids after the characters.
 
     >>> tok = CharTokenizer.from_text("hello")
     >>> tok.encode("hell"), tok.decode([1, 0, 2, 2, 3])
     ([1, 0, 2, 2], 'hello')
+    >>> bert = tok.with_special_tokens(["[CLS]", "[MASK]"])
+    >>> bert.encode("[CLS]he[MASK]lo"), bert.special_id("[MASK]")
+    ([4, 1, 0, 5, 2, 3], 5)
     """
 
-    def __init__(self, chars: list[str], unknown: str | None = None):
+    def __init__(
+        self,
+        chars: list[str],
+        unknown: str | None = None,
+        special_tokens: tuple[str, ...] = (),
+    ):
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
             raise ValueError("chars must be distinct single characters")
         if unknown is not None and unknown not in chars:
@@ -148,7 +192,32 @@ class CharTokenizer:
             )
         self.chars = list(chars)
         self.unknown = unknown
+        self.special_tokens = _check_special_tokens(special_tokens, chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
+        # the longest first, so that one special token's prefix never wins
+        self._special_pattern = (
+            regex.compile(
+                "|".join(
+                    regex.escape(t)
+                    for t in sorted(
+                        self.special_tokens, key=len, reverse=True
+                    )
+                )
+            )
+            if self.special_tokens
+            else None
+        )
+
+    def with_special_tokens(self, tokens) -> "CharTokenizer":
+        """This tokenizer with ``tokens`` added after its other ids."""
+        return CharTokenizer(
+            self.chars, self.unknown, [*self.special_tokens, *tokens]
+        )
+
+    def special_id(self, token: str) -> int:
+        if token not in self.special_tokens:
+            raise _missing_special(token, self.special_tokens)
+        return len(self.chars) + self.special_tokens.index(token)
 
     @classmethod
     def from_text(
@@ -173,10 +242,20 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.chars)
+        return len(self.chars) + len(self.special_tokens)
 
     def encode(self, text: str) -> list[int]:
         _check_text(text)
+        if self._special_pattern is None:
+            return self._encode_chars(text)
+        ids, start = [], 0
+        for match in self._special_pattern.finditer(text):
+            ids += self._encode_chars(text[start : match.start()])
+            ids.append(self.special_id(match.group()))
+            start = match.end()
+        return ids + self._encode_chars(text[start:])
+
+    def _encode_chars(self, text: str) -> list[int]:
         if self.unknown is not None:
             fallback = self.stoi[self.unknown]
             return [self.stoi.get(c, fallback) for c in text]
@@ -193,18 +272,28 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids) -> str:
-        return "".join(self.chars[i] for i in _id_list(ids, self.vocab_size))
+        tokens = self.chars + self.special_tokens
+        return "".join(tokens[i] for i in _id_list(ids, self.vocab_size))
 
     def save(self, path) -> Path:
         return _write_json(
             _file(path),
-            {"kind": "char", "chars": self.chars, "unknown": self.unknown},
+            {
+                "kind": "char",
+                "chars": self.chars,
+                "unknown": self.unknown,
+                "special_tokens": self.special_tokens,
+            },
         )
 
     @classmethod
     def load(cls, path) -> "CharTokenizer":
         payload = _read_json(_file(path), "char")
-        return cls(payload["chars"], payload["unknown"])
+        return cls(
+            payload["chars"],
+            payload["unknown"],
+            payload.get("special_tokens", []),
+        )
 
 
 # --- byte-level BPE from scratch --------------------------------------------
@@ -461,6 +550,35 @@ class HFBPETokenizer:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The special tokens after end-of-text, in the order of their ids."""
+        added = self.tokenizer.get_added_tokens_decoder()
+        return [
+            added[i].content
+            for i in sorted(added)
+            if added[i].special and added[i].content != EOT
+        ]
+
+    def with_special_tokens(self, tokens) -> "HFBPETokenizer":
+        """A copy of this tokenizer with ``tokens`` added after its ids.
+
+        The merges are unchanged; ``encode`` matches each token in the text
+        as one id, as ``transformers`` does.
+        """
+        from tokenizers import Tokenizer
+
+        vocab = self.tokenizer.get_vocab()
+        tokens = _check_special_tokens(tokens, vocab)
+        copy = Tokenizer.from_str(self.tokenizer.to_str())
+        copy.add_special_tokens(tokens)
+        return HFBPETokenizer(copy)
+
+    def special_id(self, token: str) -> int:
+        if token not in self.special_tokens:
+            raise _missing_special(token, self.special_tokens)
+        return self.tokenizer.token_to_id(token)
 
     def clear_cache(self) -> None:
         """Forget the words the library's BPE model cached.

@@ -381,3 +381,85 @@ def test_save_leaves_no_temporary_file(tmp_path):
         assert load_tokenizer(folder / "tokenizer.json").encode(
             CORPUS
         ) == tok.encode(CORPUS)
+
+
+BERT_TOKENS = ["[CLS]", "[SEP]", "[MASK]", "[PAD]"]
+
+
+def test_char_special_tokens_follow_the_characters(tmp_path):
+    plain = CharTokenizer.from_text("hello world")
+    tok = plain.with_special_tokens(BERT_TOKENS)
+    n = plain.vocab_size
+    assert tok.vocab_size == n + 4 and tok.special_tokens == BERT_TOKENS
+    assert [tok.special_id(t) for t in BERT_TOKENS] == [
+        n,
+        n + 1,
+        n + 2,
+        n + 3,
+    ]
+    # ordinary text encodes as before; a special token's text is one id
+    assert tok.encode("hello") == plain.encode("hello")
+    ids = tok.encode("[CLS]he[MASK]o[SEP]")
+    assert ids == [n] + plain.encode("he") + [n + 2] + plain.encode("o") + [
+        n + 1
+    ]
+    assert tok.decode(ids) == "[CLS]he[MASK]o[SEP]"
+    tok.save(tmp_path / "tok.json")
+    loaded = load_tokenizer(tmp_path / "tok.json")
+    assert loaded.special_tokens == BERT_TOKENS
+    assert loaded.encode("[PAD]w") == [n + 3, plain.encode("w")[0]]
+
+
+def test_the_longest_special_token_wins():
+    tok = CharTokenizer.from_text("ab<>").with_special_tokens(["<a>", "<ab>"])
+    assert tok.encode("<ab>") == [tok.special_id("<ab>")]
+    assert tok.encode("<a>b") == [tok.special_id("<a>"), tok.stoi["b"]]
+
+
+def test_bpe_special_tokens_match_transformers(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    plain = train_bpe(
+        "the quick brown fox jumps over the lazy dog " * 30, 300
+    )
+    tok = plain.with_special_tokens(BERT_TOKENS)
+    assert tok.vocab_size == plain.vocab_size + 4
+    assert tok.special_tokens == BERT_TOKENS and plain.special_tokens == []
+    assert tok.special_id("[CLS]") == plain.vocab_size
+    text = "[CLS]the lazy fox[MASK] jumps[SEP]"
+    ids = tok.encode(text)
+    assert ids[0] == tok.special_id("[CLS]") and ids[-1] == tok.special_id(
+        "[SEP]"
+    )
+    assert tok.special_id("[MASK]") in ids and tok.decode(ids) == text
+    assert tok.encode("the lazy fox") == plain.encode("the lazy fox")
+    tok.save(tmp_path / "tokenizer.json")
+    loaded = load_tokenizer(tmp_path / "tokenizer.json")
+    assert loaded.special_tokens == BERT_TOKENS and loaded.encode(text) == ids
+    theirs = PreTrainedTokenizerFast(
+        tokenizer_file=str(tmp_path / "tokenizer.json")
+    )
+    assert theirs(text)["input_ids"] == ids
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CharTokenizer.from_text("abc"),
+        lambda: train_bpe("abc abc " * 20, 260),
+    ],
+)
+def test_bad_special_tokens_are_refused(make):
+    tok = make()
+    with pytest.raises(ValueError, match="no special token '\\[MASK\\]'"):
+        tok.special_id("[MASK]")
+    with pytest.raises(ValueError, match="non-empty string"):
+        tok.with_special_tokens([""])
+    with pytest.raises(
+        ValueError, match="repeated or already in the vocabulary"
+    ):
+        tok.with_special_tokens(["[X]", "[X]"])
+    with pytest.raises(
+        ValueError, match="repeated or already in the vocabulary"
+    ):
+        tok.with_special_tokens(["[X]"]).with_special_tokens(["[X]"])
