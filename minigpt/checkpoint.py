@@ -9,7 +9,9 @@
     train_state.json         ... and the rest: step, train config, history,
                              optimizer scalars
 
-``load(path)`` gives back ``(model, tokenizer, train_state)``. Loading reads
+``load(path)`` gives back ``(model, tokenizer, train_state)``; the model is a
+:class:`~minigpt.model.GPT` or, when one was saved, a BERT-style
+:class:`~minigpt.encoder.Encoder` (``config.json`` names which). Loading reads
 only tensors and JSON, so a checkpoint from elsewhere cannot run code on your
 machine (``torch.load`` unpickles, and unpickling can run anything).
 
@@ -27,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from minigpt.common import atomic_path, seeded_rng
+from minigpt.encoder import Encoder, EncoderConfig
 from minigpt.model import GPT, GPTConfig
 
 __all__ = [
@@ -44,14 +47,36 @@ WEIGHTS = "model.safetensors"
 TOKENIZER = "tokenizer.json"
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
+#: The kinds of model a checkpoint holds: its class and its config's class.
+MODEL_KINDS = {"gpt": (GPT, GPTConfig), "encoder": (Encoder, EncoderConfig)}
 
 
 class CheckpointError(ValueError):
     """A missing or truncated checkpoint, or one of another configuration."""
 
 
+def _kind_of(model) -> str:
+    for kind, (cls, _) in MODEL_KINDS.items():
+        if isinstance(model, cls):
+            return kind
+    raise TypeError(
+        f"a checkpoint holds a minigpt GPT or Encoder, got "
+        f"{type(model).__name__}"
+    )
+
+
+def _config_of(meta: dict):
+    """The model config in config.json, as its dataclass (a checkpoint from
+    before encoders existed holds a GPT)."""
+    _, config_cls = MODEL_KINDS[meta.get("model_kind", "gpt")]
+    return config_cls.from_dict(meta["model_config"])
+
+
 def save(
-    path, model: GPT, tokenizer=None, train_state: dict | None = None
+    path,
+    model: GPT | Encoder,
+    tokenizer=None,
+    train_state: dict | None = None,
 ) -> Path:
     """Write the checkpoint folder ``path``.
 
@@ -62,6 +87,7 @@ def save(
     refused.
     """
     path = Path(path)
+    kind = _kind_of(model)
     if path.exists() and not _is_checkpoint(path) and any(path.iterdir()):
         raise CheckpointError(
             f"{path} exists and is not a minigpt checkpoint; refusing to "
@@ -74,6 +100,7 @@ def save(
         meta = {
             "format": FORMAT,
             "version": VERSION,
+            "model_kind": kind,
             "model_config": model.config.to_dict(),
             "tokenizer": None,
             "train_state": train_state is not None,
@@ -91,7 +118,7 @@ def save(
     return path
 
 
-def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
+def load(path, device="cpu") -> tuple[GPT | Encoder, object, dict | None]:
     """Read the checkpoint folder ``path``.
 
     Returns ``(model, tokenizer or None, train_state or None)``.
@@ -99,8 +126,10 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
     path = Path(path)
     meta = read_config(path)
     # the weights are replaced below: leave the caller's random state alone
+    config = _config_of(meta)
+    model_cls = GPT if isinstance(config, GPTConfig) else Encoder
     with seeded_rng():
-        model = GPT(GPTConfig.from_dict(meta["model_config"]))
+        model = model_cls(config)
     _load_weights(model, path / WEIGHTS)
     model.to(device)
     tokenizer = None
@@ -115,7 +144,7 @@ def load(path, device="cpu") -> tuple[GPT, object, dict | None]:
     return model, tokenizer, state
 
 
-def load_into(model: GPT, path) -> None:
+def load_into(model: GPT | Encoder, path) -> None:
     """Load the weights at ``path`` into an existing ``model``.
 
     The model must have the checkpoint's configuration.
@@ -123,7 +152,14 @@ def load_into(model: GPT, path) -> None:
     meta = read_config(Path(path))
     # through GPTConfig: a checkpoint from before an option existed holds
     # no key for it, which means its default
-    saved = GPTConfig.from_dict(meta["model_config"]).to_dict()
+    if meta.get("model_kind", "gpt") != _kind_of(model):
+        raise CheckpointError(
+            f"checkpoint {path} holds a model of kind "
+            f"{meta.get('model_kind', 'gpt')!r}, not {_kind_of(model)!r}; "
+            "build the model from the checkpoint with "
+            f"checkpoint.load({str(path)!r})"
+        )
+    saved = _config_of(meta).to_dict()
     ours = model.config.to_dict()
     differ = {
         k: (saved.get(k), ours.get(k))

@@ -32,7 +32,7 @@ token stream to :func:`minigpt.train.train`.
 torch.Size([1, 6, 30])
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,19 @@ class EncoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EncoderConfig":
+        """Build from a dict such as ``to_dict()`` wrote; unknown keys are an
+        error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown EncoderConfig field(s) {unknown}; known fields: "
+                f"{sorted(known)}"
+            )
+        return cls(**values)
 
 
 class Encoder(nn.Module):

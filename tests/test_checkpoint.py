@@ -289,3 +289,44 @@ def test_a_llama_layout_checkpoint_round_trips(tmp_path):
         model.state_dict().items(), back.state_dict().values()
     ):
         assert torch.equal(a, b), name
+
+
+def tiny_encoder(n_embd=16):
+    from minigpt.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    return Encoder(
+        EncoderConfig(
+            vocab_size=CharTokenizer.from_text(TEXT).vocab_size + 4,
+            block_size=8,
+            n_layer=1,
+            n_head=2,
+            n_embd=n_embd,
+        )
+    )
+
+
+def test_an_encoder_and_its_special_tokens_round_trip(tmp_path):
+    from minigpt.encoder import Encoder
+
+    encoder = tiny_encoder()
+    tokenizer = CharTokenizer.from_text(TEXT).with_special_tokens(
+        ["[CLS]", "[SEP]", "[MASK]", "[PAD]"]
+    )
+    checkpoint.save(tmp_path / "ck", encoder, tokenizer)
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["model_kind"] == "encoder"
+    back, back_tok, _ = checkpoint.load(tmp_path / "ck")
+    assert isinstance(back, Encoder) and back.config == encoder.config
+    for (name, a), b in zip(
+        encoder.state_dict().items(), back.state_dict().values()
+    ):
+        assert torch.equal(a, b), name
+    assert back_tok.special_id("[MASK]") == tokenizer.special_id("[MASK]")
+    checkpoint.load_into(tiny_encoder(), tmp_path / "ck")
+    with pytest.raises(CheckpointError, match="of kind 'encoder', not 'gpt'"):
+        checkpoint.load_into(tiny(), tmp_path / "ck")
+    with pytest.raises(CheckpointError, match="n_embd: checkpoint 16 vs"):
+        checkpoint.load_into(tiny_encoder(n_embd=32), tmp_path / "ck")
+    with pytest.raises(TypeError, match="holds a minigpt GPT or Encoder"):
+        checkpoint.save(tmp_path / "other", torch.nn.Linear(2, 2))
