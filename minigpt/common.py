@@ -8,6 +8,8 @@ Atomic writes, argument checks and a private RNG:
   results).
 - :func:`check_positive_int`: the one check behind every "must be a positive
   int" error.
+- :func:`config_from_dict`: a config dataclass from a dict read from JSON,
+  unknown keys refused.
 - :func:`seeded_rng`: run a block with torch's global random state seeded, and
   give the caller's state back afterwards: a model built inside
   (``GPT(config)`` draws its initial weights from that state) never shifts the
@@ -15,13 +17,20 @@ Atomic writes, argument checks and a private RNG:
 """
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_path", "check_positive_int", "seeded_rng", "shape_or_type"]
+__all__ = [
+    "atomic_path",
+    "check_positive_int",
+    "config_from_dict",
+    "seeded_rng",
+    "shape_or_type",
+]
 
 
 @contextlib.contextmanager
@@ -117,3 +126,20 @@ def shape_or_type(value):
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
     return type(value).__name__
+
+
+def config_from_dict(cls, values: dict):
+    """``cls(**values)`` for a config dataclass, unknown keys refused.
+
+    A key the class does not know means a file from another program or
+    version; ignoring it would silently build another model or run.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown {cls.__name__} field(s) {unknown}; known fields: "
+            f"{sorted(known)} (was this saved by another program or "
+            "another version?)"
+        )
+    return cls(**values)

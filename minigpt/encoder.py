@@ -32,13 +32,17 @@ token stream to :func:`minigpt.train.train`.
 torch.Size([1, 6, 30])
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.common import check_positive_int, shape_or_type
+from minigpt.common import (
+    check_positive_int,
+    config_from_dict,
+    shape_or_type,
+)
 from minigpt.model import Block, GPTConfig, eval_mode, token_loss
 from minigpt.train import TokenStream, data_fingerprint
 
@@ -95,14 +99,7 @@ class EncoderConfig:
     def from_dict(cls, values: dict) -> "EncoderConfig":
         """Build from a dict such as ``to_dict()`` wrote; unknown keys are an
         error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown EncoderConfig field(s) {unknown}; known fields: "
-                f"{sorted(known)}"
-            )
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 class Encoder(nn.Module):

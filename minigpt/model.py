@@ -34,14 +34,18 @@ on::
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from minigpt.attention import KVCache, MultiHeadAttention
-from minigpt.common import check_positive_int, shape_or_type
+from minigpt.common import (
+    check_positive_int,
+    config_from_dict,
+    shape_or_type,
+)
 from minigpt.sampling import check_settings, sample_next
 
 __all__ = [
@@ -217,15 +221,7 @@ class GPTConfig:
 
         Unknown keys are an error, not ignored.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown GPTConfig field(s) {unknown}; expected a subset of "
-                f"{sorted(known)} "
-                "(was this saved by another program or another version?)"
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     @classmethod
     def gpt2(cls) -> "GPTConfig":

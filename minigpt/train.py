@@ -35,7 +35,7 @@ import math
 import os
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import torch
@@ -43,7 +43,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.common import check_positive_int, shape_or_type
+from minigpt.common import (
+    check_positive_int,
+    config_from_dict,
+    shape_or_type,
+)
 from minigpt.data import get_batch
 from minigpt.model import eval_mode
 
@@ -183,14 +187,7 @@ class TrainConfig:
 
         Unknown keys are an error, not ignored.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown TrainConfig field(s) {unknown}; known fields: "
-                f"{sorted(known)}"
-            )
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
