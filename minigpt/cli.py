@@ -11,7 +11,8 @@ For example::
 Settings are layered: TrainConfig's defaults, then the preset, then the flags
 you pass. The presets are the zoo's (:data:`minigpt.zoo.PRESETS`: corpus,
 tokenizer, BPE vocabulary, model, training run, validation fraction, seed;
-all but ``incontext-mapping``, which trains on a task, not a corpus), so
+the GPTs trained on a corpus: not ``incontext-mapping``, which trains on a
+task, nor the encoders), so
 ``--preset shakespeare-bpe`` with no other flag trains the zoo's BPE model's
 recipe; ``tiny`` trains in seconds. ``--resume`` continues the checkpoint in
 ``--out-dir`` with its own model, tokenizer and settings (flags may change
@@ -37,7 +38,11 @@ __all__ = [
 
 #: The zoo's corpus presets, and ``tiny``: a model that trains in seconds.
 PRESETS = {
-    **{name: p for name, p in ZOO_PRESETS.items() if p.task is None},
+    **{
+        name: p
+        for name, p in ZOO_PRESETS.items()
+        if p.task is None and p.architecture == "gpt"
+    },
     "tiny": Preset(
         name="tiny",
         description="a model that trains in seconds: for trying the command "

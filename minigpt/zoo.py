@@ -53,6 +53,7 @@ import torch
 
 from minigpt import checkpoint, data
 from minigpt.common import seeded_rng
+from minigpt.encoder import Encoder, EncoderConfig, MaskedLMBatches
 from minigpt.model import GPT, GPTConfig
 from minigpt.scaling import training_flops
 from minigpt.tasks.incontext import MappingBatches, MappingTask
@@ -73,6 +74,9 @@ __all__ = [
 ]
 
 TOKENIZERS = ("char", "bpe")
+ARCHITECTURES = ("gpt", "encoder")
+#: The special tokens an encoder preset adds to its tokenizer, BERT's.
+BERT_SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]")
 # Settings the zoo fixes itself: CPU in float32 so every machine trains the
 # same weights.
 ZOO_TRAIN_SETTINGS = {
@@ -114,6 +118,12 @@ class Preset:
     in-context prompts (``tokenizer`` and ``corpus`` None), and the history
     records ``MappingBatches.probe`` before training and at every
     evaluation.
+
+    ``architecture="encoder"``: a BERT-style
+    :class:`~minigpt.encoder.Encoder` (``model`` holds EncoderConfig
+    fields) trained to fill in masked tokens
+    (:class:`~minigpt.encoder.MaskedLMBatches`) with the tokenizer plus
+    :data:`BERT_SPECIAL_TOKENS`; it records no samples.
     """
 
     name: str
@@ -128,6 +138,7 @@ class Preset:
     sample_prompt: str = "\n"
     sample_tokens: int = 200
     task: dict | None = None
+    architecture: str = "gpt"
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -154,8 +165,20 @@ class Preset:
                 f"Preset {self.name!r}: leave vocab_size out of model; the "
                 "tokenizer decides it"
             )
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Preset {self.name!r}: architecture must be one of "
+                f"{ARCHITECTURES}, got {self.architecture!r}"
+            )
+        if self.architecture == "encoder" and (
+            self.task is not None or self.sample_steps
+        ):
+            raise ValueError(
+                f"Preset {self.name!r}: an encoder trains on a corpus and "
+                "does not generate: leave task and sample_steps out"
+            )
         # fail now, not after the tokenizer is trained
-        self.gpt_config(vocab_size=1)
+        self.model_config(vocab_size=1)
         config = self.train_config()
         bad = [s for s in self.sample_steps if not 0 <= s <= config.max_iters]
         if bad:
@@ -219,6 +242,12 @@ class Preset:
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **self.model)
+
+    def model_config(self, vocab_size: int) -> GPTConfig | EncoderConfig:
+        """The config of the preset's architecture."""
+        if self.architecture == "encoder":
+            return EncoderConfig(vocab_size=vocab_size, **self.model)
+        return self.gpt_config(vocab_size)
 
     def train_config(self, progress: bool = False) -> TrainConfig:
         return TrainConfig(
@@ -450,6 +479,11 @@ def training_speed(name) -> float:
     the two pages show one measurement of this CPU.
     """
     preset = _preset(name)
+    if preset.task is not None or preset.architecture != "gpt":
+        raise ValueError(
+            f"training_speed counts the FLOPs of a GPT trained on a corpus; "
+            f"{preset.name!r} is not one"
+        )
     model, _, history = pretrained(preset, progress=False)
     config = preset.train_config()
     tokens = (
@@ -522,6 +556,8 @@ def _train(preset: Preset, text: str | None, progress: bool):
     with seeded_rng(preset.seed):
         if preset.task:
             model, tokenizer, history = _train_on_task(preset, progress)
+        elif preset.architecture == "encoder":
+            model, tokenizer, history = _train_encoder(preset, text, progress)
         else:
             model, tokenizer, history = _train_on_corpus(
                 preset, text, progress
@@ -556,6 +592,30 @@ def _train_on_task(preset: Preset, progress: bool):
     history = _timed_train(model, source, config, callback)
     history.update(probes=probes, task=dict(preset.task))
     return model, None, history
+
+
+def _train_encoder(preset: Preset, text: str, progress: bool):
+    """Masked-LM training of the preset's encoder on its corpus."""
+    tokenizer = build_tokenizer(preset, text).with_special_tokens(
+        BERT_SPECIAL_TOKENS
+    )
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    train_ids, val_ids = data.train_val_split(ids, preset.val_fraction)
+    config = preset.model_config(tokenizer.vocab_size)
+    source = MaskedLMBatches(
+        train_ids,
+        val_ids,
+        config.block_size,
+        tokenizer.special_id("[MASK]"),
+        tokenizer.vocab_size,
+        special_ids=tuple(
+            tokenizer.special_id(t) for t in BERT_SPECIAL_TOKENS
+        ),
+    )
+    model = Encoder(config)
+    history = _timed_train(model, source, preset.train_config(progress), None)
+    history.update(corpus=preset.corpus)
+    return model, tokenizer, history
 
 
 def _train_on_corpus(preset: Preset, text: str, progress: bool):

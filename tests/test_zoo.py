@@ -400,3 +400,44 @@ def test_a_task_preset_trains_on_prompts_and_records_probes(cache):
 def test_bad_task_presets_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         replace(TASK, **change)
+
+
+BERT = replace(
+    TINY,
+    name="test-bert",
+    architecture="encoder",
+    sample_steps=(),
+    model={"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+)
+
+
+def test_an_encoder_preset_trains_to_fill_in_masks(cache):
+    from minigpt.encoder import Encoder
+
+    model, tokenizer, history = zoo.pretrained(BERT, progress=False)
+    again, tokenizer2, _ = zoo.pretrained(BERT, progress=False)
+    assert cache == ["test-bert"] and isinstance(again, Encoder)
+    assert same_weights(model, again)
+    assert tokenizer.special_tokens == list(zoo.BERT_SPECIAL_TOKENS)
+    assert model.config.vocab_size == tokenizer.vocab_size
+    assert tokenizer2.special_id("[MASK]") == tokenizer.special_id("[MASK]")
+    assert history["val_step"] == [0, 6, 12] and "samples" not in history
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"architecture": "rnn"}, "architecture must be one of"),
+        ({"sample_steps": (0,)}, "does not generate"),
+        ({"model": {**BERT.model, "n_embd": 15}}, "divisible by n_head"),
+    ],
+)
+def test_bad_encoder_presets_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(BERT, **change)
+
+
+def test_training_speed_is_for_gpt_presets_only():
+    for preset in (BERT, zoo.PRESETS["incontext-mapping"]):
+        with pytest.raises(ValueError, match="is not one"):
+            zoo.training_speed(preset)
