@@ -64,6 +64,7 @@ __all__ = [
     "SOURCE_FILES",
     "Preset",
     "PRESETS",
+    "BERT_SPECIAL_TOKENS",
     "code_digest",
     "source_hash",
     "cache_key",
@@ -123,7 +124,7 @@ class Preset:
     :class:`~minigpt.encoder.Encoder` (``model`` holds EncoderConfig
     fields) trained to fill in masked tokens
     (:class:`~minigpt.encoder.MaskedLMBatches`) with the tokenizer plus
-    :data:`BERT_SPECIAL_TOKENS`; it records no samples.
+    :data:`minigpt.zoo.BERT_SPECIAL_TOKENS`; it records no samples.
     """
 
     name: str
