@@ -27,10 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigpt.common import check_positive_int
+from minigpt.encoder import EncoderConfig
 from minigpt.model import GPTConfig, swiglu_hidden_size
 
 __all__ = [
     "param_count",
+    "encoder_param_count",
     "kv_cache_bytes_per_token",
     "forward_flops_per_token",
     "training_flops",
@@ -115,6 +117,39 @@ def param_count(config: GPTConfig, non_embedding: bool = False) -> int:
     if not non_embedding:
         positions = config.block_size if config.positions == "learned" else 0
         n += (config.vocab_size + positions) * C
+    return n
+
+
+def encoder_param_count(config: EncoderConfig, mlm_head: bool = True) -> int:
+    """The exact number of parameters of a BERT-layout encoder.
+
+    With C = n_embd, V = vocab_size, T = block_size, S = type_vocab_size, H
+    the MLP width, L = n_layer:
+
+    - embeddings: (V + T + S) C, and their LayerNorm 2C;
+    - each block: Q, K, V and the output projection 4 C^2 + 4C, the MLP
+      2 C H + H + C, two LayerNorms 4C;
+    - the pooler over [CLS]: C^2 + C;
+    - with ``mlm_head`` (:class:`minigpt.encoder.Encoder` has it,
+      ``transformers``' ``BertModel`` does not): a dense layer C^2 + C, a
+      LayerNorm 2C and an output bias V; the output matrix is the tied token
+      embedding.
+
+    BERT-base (V=30522, T=512, S=2, L=12, C=768, H=3072) without the head:
+    109,482,240, the "110M" of Devlin et al. 2019.
+    """
+    if not isinstance(config, EncoderConfig):
+        raise TypeError(
+            f"encoder_param_count needs an EncoderConfig, got "
+            f"{type(config).__name__}; for a GPT use param_count"
+        )
+    C, V = config.n_embd, config.vocab_size
+    H = config.intermediate_size or 4 * C
+    embeddings = (V + config.block_size + config.type_vocab_size) * C + 2 * C
+    block = 4 * C * C + 4 * C + 2 * C * H + H + C + 4 * C
+    n = embeddings + config.n_layer * block + C * C + C
+    if mlm_head:
+        n += C * C + C + 2 * C + V
     return n
 
 

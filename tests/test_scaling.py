@@ -382,3 +382,55 @@ def test_check_param_count_accepts_the_reference_and_rejects_a_mistake(
 
     report = check_param_count(forgot_position_embeddings, verbose=False)
     assert not report.ok and len(report.failed) == 5
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        dict(n_layer=1, n_head=2, n_embd=16),
+        dict(n_layer=3, n_head=4, n_embd=32, intermediate_size=40),
+        dict(n_layer=2, n_head=2, n_embd=8, type_vocab_size=3),
+    ],
+)
+def test_encoder_param_count_equals_the_model_and_transformers(sizes):
+    from transformers import BertConfig, BertModel
+
+    from minigpt.encoder import Encoder, EncoderConfig
+    from minigpt.scaling import encoder_param_count
+
+    config = EncoderConfig(vocab_size=50, block_size=20, **sizes)
+    assert encoder_param_count(config) == Encoder(config).num_params()
+    hf = BertModel(
+        BertConfig(
+            vocab_size=50,
+            max_position_embeddings=20,
+            num_hidden_layers=config.n_layer,
+            num_attention_heads=config.n_head,
+            hidden_size=config.n_embd,
+            intermediate_size=config.intermediate_size or 4 * config.n_embd,
+            type_vocab_size=config.type_vocab_size,
+        )
+    )
+    assert encoder_param_count(config, mlm_head=False) == hf.num_parameters()
+
+
+def test_bert_base_and_large_have_their_published_sizes():
+    from minigpt.encoder import EncoderConfig
+    from minigpt.scaling import encoder_param_count
+
+    def bert(n_layer, n_head, n_embd):
+        return EncoderConfig(30522, 512, n_layer, n_head, n_embd)
+
+    # bert-base-uncased and bert-large-uncased: "110M" and "340M"
+    assert (
+        encoder_param_count(bert(12, 12, 768), mlm_head=False) == 109_482_240
+    )
+    assert (
+        encoder_param_count(bert(24, 16, 1024), mlm_head=False) == 335_141_888
+    )
+    with pytest.raises(TypeError, match="for a GPT use param_count"):
+        encoder_param_count(
+            GPTConfig(
+                vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8
+            )
+        )
