@@ -46,7 +46,15 @@ from minigpt.common import (
 from minigpt.model import Block, GPTConfig, eval_mode, token_loss
 from minigpt.train import TokenStream, data_fingerprint
 
-__all__ = ["EncoderConfig", "Encoder", "mask_tokens", "MaskedLMBatches"]
+__all__ = [
+    "EncoderConfig",
+    "Encoder",
+    "bert_inputs",
+    "segment_ids",
+    "fill_in",
+    "mask_tokens",
+    "MaskedLMBatches",
+]
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,66 @@ class Encoder(nn.Module):
         """BERT's sentence vector (B, C): tanh(pooler(h[:, 0])), [CLS]'s."""
         h = self.hidden_states(idx, token_type_ids, padding_mask)
         return torch.tanh(self.pooler(h[:, 0]))
+
+
+def bert_inputs(tokenizer, first: str, second: str | None = None) -> list:
+    """Token ids of one text or a pair, framed as BERT reads them.
+
+    ``[CLS] first [SEP]``, or ``[CLS] first [SEP] second [SEP]`` for a pair.
+    The tokenizer needs the special tokens ``[CLS]`` and ``[SEP]`` (see
+    ``with_special_tokens``); the texts are encoded as ordinary text.
+    """
+    cls_id, sep_id = (
+        tokenizer.special_id("[CLS]"),
+        tokenizer.special_id("[SEP]"),
+    )
+    ids = [cls_id, *tokenizer.encode(first), sep_id]
+    if second is not None:
+        ids += [*tokenizer.encode(second), sep_id]
+    return ids
+
+
+def segment_ids(idx: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """BERT's token_type_ids of framed rows: (B, T) -> (B, T).
+
+    0 up to and including the first ``sep_id`` (``[CLS] first [SEP]``), 1
+    after it (``second [SEP]`` and any padding).
+
+    >>> segment_ids(torch.tensor([[5, 1, 9, 2, 9, -1]]), sep_id=9)
+    tensor([[0, 0, 0, 1, 1, 1]])
+    """
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        raise ValueError(
+            f"idx must be a LongTensor (B, T), got {shape_or_type(idx)}"
+        )
+    is_sep = (idx == sep_id).long()
+    # separators strictly before each position
+    return ((is_sep.cumsum(dim=1) - is_sep) > 0).long()
+
+
+@torch.no_grad()
+def fill_in(
+    encoder: Encoder, windows: torch.Tensor, mask_id: int
+) -> torch.Tensor:
+    """The encoder's guess for every token of ``windows``, hidden alone.
+
+    (N, T) -> (N, T): entry [n, p] is the argmax of the masked-LM logits at
+    position p of row n with that one token replaced by ``mask_id`` and the
+    rest of the row shown: the fill-in-the-blank test, one forward pass per
+    position.
+    """
+    if not 0 <= mask_id < encoder.config.vocab_size:
+        raise ValueError(
+            f"mask_id={mask_id} is not a token id of the encoder's "
+            f"vocabulary 0..{encoder.config.vocab_size - 1}"
+        )
+    guesses = torch.empty_like(windows)
+    with eval_mode(encoder):
+        for p in range(windows.size(1)):
+            hidden = windows.clone()
+            hidden[:, p] = mask_id
+            guesses[:, p] = encoder(hidden)[0][:, p].argmax(-1)
+    return guesses
 
 
 def mask_tokens(

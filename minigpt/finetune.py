@@ -6,6 +6,8 @@ Three pieces, each small:
   linear head on the hidden state of the *last real token* of each text, and
   :func:`freeze` to choose what trains (the head only, the last k blocks,
   all).
+  :class:`EncoderClassifier` is BERT's counterpart: a head on the encoder's
+  pooled ``[CLS]`` vector.
 - LoRA (Hu et al. 2021): :class:`LoRALinear` adds a trainable low-rank update
   ``(alpha / r) * B @ A`` to a frozen ``nn.Linear``; :func:`add_lora` puts one
   on every attention and MLP projection (``c_attn``, ``c_proj``, ``c_fc``);
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minigpt.encoder import Encoder, segment_ids
 from minigpt.model import GPT, eval_mode
 from minigpt.train import TrainConfig, train
 
@@ -40,6 +43,7 @@ __all__ = [
     "pool",
     "token_logprobs",
     "GPTClassifier",
+    "EncoderClassifier",
     "LinearClassifier",
     "freeze",
     "check_labels",
@@ -221,6 +225,56 @@ class GPTClassifier(nn.Module):
         tokens = idx.masked_fill(idx == PAD, 0)
         # hidden states (B, T, C); checks the ids
         return pool(self.body.hidden_states(tokens), idx, "last")
+
+    def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
+        logits = self.head(self.features(idx))
+        return logits, None if labels is None else classification_loss(
+            logits, labels
+        )
+
+
+class EncoderClassifier(nn.Module):
+    """A pre-trained encoder with a classification head on its [CLS] vector.
+
+    BERT's fine-tuning recipe (Devlin et al. 2019): a linear head on
+    :meth:`~minigpt.encoder.Encoder.pooled`, the tanh-pooled state of
+    position 0, which holds ``[CLS]`` in rows built by
+    :func:`~minigpt.encoder.bert_inputs`. ``forward(idx, labels=None) ->
+    (logits (B, n_classes), loss or None)``, where ``idx`` (B, T) is
+    right-padded with PAD; the padding is masked out of attention, and with
+    ``sep_id`` the tokens after the first ``[SEP]`` get segment 1 (sentence
+    pairs). The encoder's masked-LM head is not used.
+    """
+
+    def __init__(
+        self, encoder: Encoder, n_classes: int, sep_id: int | None = None
+    ):
+        super().__init__()
+        if not isinstance(encoder, Encoder):
+            raise TypeError(
+                "EncoderClassifier needs a minigpt.encoder.Encoder, got "
+                f"{type(encoder).__name__}; for a GPT use GPTClassifier"
+            )
+        if not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(
+                f"n_classes must be an int >= 2, got {n_classes!r}"
+            )
+        self.body, self.n_classes, self.sep_id = encoder, n_classes, sep_id
+        self.head = nn.Linear(encoder.config.n_embd, n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """The pooled [CLS] vector of each row: (B, T) -> (B, C)."""
+        last = last_positions(idx)  # checks the right padding
+        idx = idx[:, : int(last.max()) + 1]
+        real = idx != PAD
+        segments = (
+            None if self.sep_id is None else segment_ids(idx, self.sep_id)
+        )
+        # the id under padding does not matter: attention never reads it
+        tokens = idx.masked_fill(~real, 0)
+        return self.body.pooled(tokens, segments, real)
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
         logits = self.head(self.features(idx))
@@ -475,7 +529,8 @@ class ExampleSet:
 
 
 def _n_classes(model: nn.Module) -> int | None:
-    """n_classes of a GPTClassifier or LinearClassifier, else None."""
+    """n_classes of a model with a linear ``head`` (the classifiers), else
+    None."""
     head = getattr(model, "head", None)
     return head.out_features if isinstance(head, nn.Linear) else None
 
@@ -487,7 +542,7 @@ def fit(
 
     ``train_set`` and ``val_set`` are ``(inputs, targets)`` pairs; returns the
     history. ``model(inputs[i], targets[i])`` must return ``(output, loss)``,
-    as GPT, GPTClassifier and LinearClassifier do. Each step draws
+    as GPT and the classifiers do. Each step draws
     ``config.batch_size`` examples uniformly (with replacement); ``val_loss``
     in the history is the mean loss over all of ``val_set`` (see
     :class:`ExampleSet`). ``config.block_size`` is not used: an example is as

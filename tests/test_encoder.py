@@ -12,10 +12,14 @@ from minigpt.encoder import (
     Encoder,
     EncoderConfig,
     MaskedLMBatches,
+    bert_inputs,
+    fill_in,
     mask_tokens,
+    segment_ids,
 )
 from minigpt.hf import from_hf, to_hf
 from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import CharTokenizer
 from minigpt.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -404,3 +408,51 @@ def test_masked_lm_batches_refuse_bad_settings():
         MaskedLMBatches(train_ids, val_ids[:10], 16, MASK, 14)
     with pytest.raises(ValueError, match="mask_id=14 is not a token id"):
         MaskedLMBatches(train_ids, val_ids, 16, 14, 14)
+
+
+def test_bert_inputs_frame_one_text_or_a_pair():
+    tokenizer = CharTokenizer.from_text("abc ").with_special_tokens(
+        ["[CLS]", "[SEP]"]
+    )
+    cls_id, sep_id = (
+        tokenizer.special_id("[CLS]"),
+        tokenizer.special_id("[SEP]"),
+    )
+    a, b = tokenizer.encode("ab"), tokenizer.encode("c a")
+    assert bert_inputs(tokenizer, "ab") == [cls_id, *a, sep_id]
+    pair = bert_inputs(tokenizer, "ab", "c a")
+    assert pair == [cls_id, *a, sep_id, *b, sep_id]
+    # the first segment runs to its [SEP], the second after it
+    assert segment_ids(torch.tensor([pair]), sep_id).tolist() == [
+        [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    ]
+    with pytest.raises(ValueError, match=r"no special token '\[CLS\]'"):
+        bert_inputs(CharTokenizer.from_text("abc"), "ab")
+
+
+def test_segment_ids_by_hand_and_without_a_separator():
+    idx = torch.tensor([[7, 1, 9, 2, 3, 9, -1], [7, 1, 2, 3, 4, 5, 6]])
+    assert segment_ids(idx, sep_id=9).tolist() == [
+        [0, 0, 0, 1, 1, 1, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ]
+    with pytest.raises(ValueError, match="LongTensor"):
+        segment_ids(torch.tensor([1, 9]), sep_id=9)
+
+
+def test_fill_in_hides_one_position_at_a_time():
+    encoder = random_encoder()
+    idx, _, _ = batch()
+    guesses = fill_in(encoder, idx, mask_id=39)
+    assert guesses.shape == idx.shape and encoder.training is False
+    for p in (0, 4, 9):
+        hidden = idx.clone()
+        hidden[:, p] = 39
+        expected = encoder(hidden)[0][:, p].argmax(-1)
+        assert torch.equal(guesses[:, p], expected)
+    # the guess at p does not see the token at p
+    changed = idx.clone()
+    changed[:, 4] = (changed[:, 4] + 1) % 40
+    assert torch.equal(fill_in(encoder, changed, 39)[:, 4], guesses[:, 4])
+    with pytest.raises(ValueError, match="mask_id=40"):
+        fill_in(encoder, idx, mask_id=40)

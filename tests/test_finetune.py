@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from minigpt import checkpoint
+from minigpt.encoder import Encoder, EncoderConfig, segment_ids
 from minigpt.finetune import (
     PAD,
+    EncoderClassifier,
     ExampleSet,
     GPTClassifier,
     LinearClassifier,
@@ -27,6 +29,7 @@ from minigpt.finetune import (
     trainable_parameters,
     unmerge_lora,
 )
+from minigpt.hf import to_hf
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
 from minigpt.train import BatchSource, TrainConfig, train
@@ -513,3 +516,52 @@ def test_token_logprobs_of_padded_rows_equal_each_text_scored_alone():
     assert gpt.transformer.wte.weight.grad is not None
     with pytest.raises(ValueError, match="right padding"):
         token_logprobs(gpt, torch.tensor([[PAD, 1, 2]]))
+
+
+def test_encoder_classifier_equals_bert_for_sequence_classification():
+    """Same weights, right-padded pairs: the logits of transformers'
+    BertForSequenceClassification, segments and padding included."""
+    from transformers import BertForSequenceClassification
+
+    config = EncoderConfig(
+        vocab_size=20, block_size=12, n_layer=2, n_head=2, n_embd=8
+    )
+    torch.manual_seed(0)
+    encoder = Encoder(config)
+    classifier = EncoderClassifier(encoder, n_classes=3, sep_id=19).eval()
+    with torch.no_grad():
+        for p in classifier.parameters():
+            p.normal_(0.0, 0.5)
+    base = to_hf(encoder, base=True)
+    base.config.num_labels = 3
+    theirs = BertForSequenceClassification(base.config).eval()
+    theirs.bert.load_state_dict(base.state_dict())
+    theirs.classifier.load_state_dict(classifier.head.state_dict())
+    rows = pad_rows(
+        [[18, 3, 4, 19, 5, 19], [18, 6, 19, 7, 8, 9, 19], [18, 2, 19]]
+    )
+    real = rows != PAD
+    expected = theirs(
+        input_ids=rows.masked_fill(~real, 0),
+        token_type_ids=segment_ids(rows, 19),
+        attention_mask=real.long(),
+    ).logits
+    torch.testing.assert_close(
+        classifier(rows)[0], expected, atol=1e-5, rtol=1e-5
+    )
+    # a row alone gets the logits it gets in the padded batch
+    torch.testing.assert_close(
+        classifier(rows[2:, :3])[0], expected[2:], atol=1e-5, rtol=1e-5
+    )
+
+
+def test_encoder_classifier_refuses_a_gpt_and_one_class():
+    with pytest.raises(TypeError, match="GPTClassifier"):
+        EncoderClassifier(tiny_gpt(), n_classes=2)
+    encoder = Encoder(
+        EncoderConfig(
+            vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4
+        )
+    )
+    with pytest.raises(ValueError, match="n_classes"):
+        EncoderClassifier(encoder, n_classes=1)
