@@ -342,3 +342,56 @@ def test_answer_attention():
         ex.check_answer_attention,
         lambda w, i: package_route(w, i[:1].expand_as(i).contiguous()),
     )
+
+
+def test_mask_tokens():
+    from minigpt.encoder import mask_tokens
+
+    def package(ids, mask_id, vocab_size, generator, special_ids):
+        return mask_tokens(
+            ids, mask_id, vocab_size, generator, special_ids=special_ids
+        )
+
+    assert passes(ex.check_mask_tokens, package)
+
+    def all_masked(ids, mask_id, vocab_size, generator, special_ids):
+        # no 10 % random, no 10 % kept
+        inputs, targets = package(
+            ids, mask_id, vocab_size, generator, special_ids
+        )
+        return inputs.masked_fill(targets != -1, mask_id), targets
+
+    assert not passes(ex.check_mask_tokens, all_masked)
+
+    def specials_too(ids, mask_id, vocab_size, generator, special_ids):
+        return package(ids, mask_id, vocab_size, generator, ())
+
+    assert not passes(ex.check_mask_tokens, specials_too)
+
+    def own_random(ids, mask_id, vocab_size, generator, special_ids):
+        return package(ids, mask_id, vocab_size, None, special_ids)
+
+    assert not passes(ex.check_mask_tokens, own_random)
+
+    def rate_20(ids, mask_id, vocab_size, generator, special_ids):
+        return mask_tokens(
+            ids, mask_id, vocab_size, generator, 0.2, special_ids
+        )
+
+    assert not passes(ex.check_mask_tokens, rate_20)
+
+
+def test_encoder_param_count():
+    from minigpt.scaling import encoder_param_count
+
+    assert passes(
+        ex.check_encoder_param_count,
+        lambda c: encoder_param_count(c, mlm_head=False),
+    )
+    # with the masked-LM head; without the pooler
+    assert not passes(ex.check_encoder_param_count, encoder_param_count)
+    assert not passes(
+        ex.check_encoder_param_count,
+        lambda c: encoder_param_count(c, mlm_head=False)
+        - c.n_embd * (c.n_embd + 1),
+    )
