@@ -327,10 +327,11 @@ def test_the_presets_are_the_zoos():
     corpus_presets = {
         name: preset
         for name, preset in zoo.PRESETS.items()
-        if preset.task is None
+        if preset.task is None and preset.architecture == "gpt"
     }
     assert set(cli.PRESETS) == {*corpus_presets, "tiny"}
     assert "incontext-mapping" not in cli.PRESETS  # a task, not a corpus
+    assert "shakespeare-char-bert" not in cli.PRESETS  # not a GPT
     assert all(cli.PRESETS[name] is p for name, p in corpus_presets.items())
     # no flag: exactly the zoo's recipe, BPE vocabulary included
     for name, preset in corpus_presets.items():

@@ -217,10 +217,22 @@ def test_the_book_presets():
         "shakespeare-char",
         "shakespeare-bpe",
         "shakespeare-char-llama",
+        "shakespeare-char-bert",
         "incontext-mapping",
     ]
-    char, bpe, llama, incontext = zoo.PRESETS.values()
+    char, bpe, llama, bert, incontext = zoo.PRESETS.values()
     assert incontext.task is not None and incontext.corpus is None
+    # the encoder has the char GPT's corpus, tokenizer, size and budget
+    assert bert.architecture == "encoder" and not bert.sample_steps
+    assert (bert.corpus, bert.tokenizer, bert.model) == (
+        char.corpus,
+        char.tokenizer,
+        char.model,
+    )
+    assert all(
+        bert.train[k] == char.train[k]
+        for k in ("max_iters", "batch_size", "eval_interval")
+    )
     assert (
         char.tokenizer == "char" == llama.tokenizer
         and bpe.tokenizer == "bpe"
