@@ -12,7 +12,7 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern sweep-incontext lab clean check-python
+.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern sweep-incontext sweep-bert lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
@@ -27,6 +27,7 @@ help:  ## list the targets
 	@echo "make sweep-nanogpt   re-run the 3-seed nanoGPT comparison (about 10 minutes)"
 	@echo "make sweep-modern    re-run GPT-2 vs Llama layout, one change at a time, 3 seeds (about 40 minutes)"
 	@echo "make sweep-incontext re-run the in-context-learning model over 8 seeds, with ablations (about 4 minutes)"
+	@echo "make sweep-bert      train the char GPT and BERT 4x longer, filling in characters along the way (about 20 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
 
@@ -98,6 +99,14 @@ sweep-incontext: install  ## in-context learning over 8 seeds: when it appears, 
 	$(BIN)/python benchmarks/sweep_incontext.py --seeds 0 2 4 6 & \
 	  $(BIN)/python benchmarks/sweep_incontext.py --seeds 1 3 5 7; wait
 	$(BIN)/python benchmarks/sweep_incontext.py --summary
+
+# 2 runs of about 20 minutes, side by side: the results the chapter
+# "Encoders: BERT and masked language modelling" reads
+sweep-bert: install  ## the char GPT and BERT trained 4x longer: fill-in accuracy along the way
+	rm -f benchmarks/results/sweep_bert.json
+	$(BIN)/python benchmarks/sweep_bert.py --arch gpt & \
+	  $(BIN)/python benchmarks/sweep_bert.py --arch encoder; wait
+	$(BIN)/python benchmarks/sweep_bert.py --summary
 
 lab: install
 	$(BIN)/jupyter lab book

@@ -191,6 +191,30 @@ def test_modern_sweep_matches_every_variant_to_gpt2s_size():
     assert sweep_modern.variant_config("mqa", 65).n_kv_head == 1
 
 
+def test_bert_sweep_scores_both_models_on_the_same_fill_in_test(monkeypatch):
+    # a few steps on 2 windows: the rows have the chapter's layout, and the
+    # GPT's score is its next-character accuracy at positions 1..T-1
+    import sweep_bert
+
+    from minigpt.model import GPT, GPTConfig
+
+    monkeypatch.setattr(sweep_bert, "WINDOWS", 2)
+    rows = {arch: sweep_bert.run(arch, 2, 1) for arch in ("gpt", "encoder")}
+    for arch, row in rows.items():
+        assert row["preset"] == sweep_bert.PRESETS[arch]
+        assert [p["step"] for p in row["points"]] == [1, 2]
+        assert all(0 <= p["fill_in"] <= 1 for p in row["points"])
+    torch.manual_seed(0)
+    gpt = GPT(
+        GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=1, n_embd=4)
+    )
+    windows = torch.randint(7, (3, 8))
+    with torch.no_grad():
+        predicted = gpt(windows)[0].argmax(-1)[:, :-1]
+    expected = (predicted == windows[:, 1:]).float().mean().item()
+    assert sweep_bert.fill_in_accuracy(gpt, windows, None) == expected
+
+
 def test_harness_rejects_bad_repeats():
     with pytest.raises(
         ValueError, match="repeats must be a positive int, got 0"
