@@ -392,6 +392,7 @@ def test_encoder_param_count():
     assert not passes(ex.check_encoder_param_count, encoder_param_count)
     assert not passes(
         ex.check_encoder_param_count,
-        lambda c: encoder_param_count(c, mlm_head=False)
-        - c.n_embd * (c.n_embd + 1),
+        lambda c: (
+            encoder_param_count(c, mlm_head=False) - c.n_embd * (c.n_embd + 1)
+        ),
     )
