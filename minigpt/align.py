@@ -1,5 +1,14 @@
 """Alignment: the losses that turn a language model into an assistant.
 
+A chat model reads and writes turns marked by special tokens:
+:func:`format_chat` writes one exchange as
+``<|user|>prompt<|assistant|>response<|end|>`` with :data:`CHAT_TOKENS`,
+which :func:`chat_tokenizer` adds to a tokenizer (the merges unchanged), and
+:func:`chat_rows` builds training rows whose loss covers the response and
+its ``<|end|>`` only. :data:`CHAT_TEMPLATE` is the same format for
+``transformers``' ``apply_chat_template`` (:func:`minigpt.hf.to_hf_tokenizer`
+attaches it).
+
 After instruction tuning, a model is tuned on *preferences* (which of two
 answers is better) or on *rewards* (a score per answer). Four losses do it,
 each a few lines on log-probabilities the model already gives
@@ -31,15 +40,92 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.finetune import token_logprobs
+from minigpt.finetune import prompt_response_rows, token_logprobs
 
 __all__ = [
+    "CHAT_TOKENS",
+    "CHAT_TEMPLATE",
+    "chat_tokenizer",
+    "format_chat",
+    "chat_rows",
     "sequence_logprobs",
     "preference_loss",
     "dpo_loss",
     "group_advantages",
     "grpo_loss",
 ]
+
+
+#: The role markers and the end of a turn, special tokens of a chat model.
+CHAT_TOKENS = ("<|user|>", "<|assistant|>", "<|end|>")
+USER, ASSISTANT, END = CHAT_TOKENS
+#: :func:`format_chat` as a Jinja template for ``transformers``: user and
+#: assistant turns, and with ``add_generation_prompt`` the assistant marker
+#: that asks the model to answer.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}" + USER + "{{ message['content'] }}"
+    "{% elif message['role'] == 'assistant' %}"
+    + ASSISTANT
+    + "{{ message['content'] }}"
+    + END
+    + "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}" + ASSISTANT + "{% endif %}"
+)
+
+
+def chat_tokenizer(tokenizer):
+    """``tokenizer`` with :data:`CHAT_TOKENS` added as special tokens.
+
+    A character or byte-level BPE tokenizer of minigpt; its other ids, and a
+    BPE tokenizer's merges, are unchanged, so a pre-trained model keeps its
+    embeddings and gets new rows for the three markers.
+    """
+    return tokenizer.with_special_tokens(CHAT_TOKENS)
+
+
+def format_chat(prompt: str, response: str | None = None) -> str:
+    """One exchange as text: ``<|user|>prompt<|assistant|>response<|end|>``.
+
+    Without ``response``, the text ends at ``<|assistant|>``: the prompt a
+    model completes.
+
+    >>> format_chat("Say hi.", "Hi.")
+    '<|user|>Say hi.<|assistant|>Hi.<|end|>'
+    """
+    for name, text in (("prompt", prompt), ("response", response)):
+        if text is not None and any(t in text for t in CHAT_TOKENS):
+            raise ValueError(
+                f"the {name} {text!r} contains a chat marker "
+                f"{CHAT_TOKENS}; they are written by format_chat only"
+            )
+    asked = USER + prompt + ASSISTANT
+    return asked if response is None else asked + response + END
+
+
+def chat_rows(
+    tokenizer, pairs: list[tuple[str, str]], block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) LongTensors (N, T) for instruction tuning.
+
+    Each (prompt, response) pair is written by :func:`format_chat`; the
+    targets are the next tokens of the response and its ``<|end|>``, -1
+    everywhere else (the user's turn, the markers before the response, and
+    the padding), so the model learns to answer and to stop, not to write
+    prompts. ``tokenizer`` must have :data:`CHAT_TOKENS`
+    (:func:`chat_tokenizer`).
+    """
+    missing = [t for t in CHAT_TOKENS if t not in tokenizer.special_tokens]
+    if missing:
+        raise ValueError(
+            f"the tokenizer lacks the chat tokens {missing}; use "
+            "minigpt.align.chat_tokenizer(tokenizer)"
+        )
+    return prompt_response_rows(
+        tokenizer,
+        [(format_chat(p), r + END) for p, r in pairs],
+        block_size,
+    )
 
 
 def _same_shape(**tensors) -> torch.Size:

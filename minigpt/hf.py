@@ -47,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from minigpt.align import CHAT_TEMPLATE, CHAT_TOKENS
 from minigpt.common import atomic_path, seeded_rng
 from minigpt.encoder import Encoder, EncoderConfig
 from minigpt.model import GPT, GPTConfig
@@ -541,7 +542,10 @@ def to_hf_tokenizer(
     (block_size).
 
     Only byte-level BPE converts (:func:`minigpt.tokenizer.train_bpe`'s
-    tokenizers): GPT-2's tokenizer class is byte-level BPE.
+    tokenizers): GPT-2's tokenizer class is byte-level BPE. A tokenizer with
+    :data:`minigpt.align.CHAT_TOKENS` gets :data:`minigpt.align.CHAT_TEMPLATE`
+    as its ``chat_template``, so ``apply_chat_template`` gives the ids of
+    :func:`minigpt.align.format_chat`.
     """
     from transformers import GPT2TokenizerFast
 
@@ -557,13 +561,16 @@ def to_hf_tokenizer(
         if model_max_length is None
         else {"model_max_length": model_max_length}
     )
-    return GPT2TokenizerFast(
+    hf_tokenizer = GPT2TokenizerFast(
         tokenizer_object=tokenizer.tokenizer,
         bos_token=EOT,
         eos_token=EOT,
         unk_token=EOT,
         **extra,
     )
+    if set(CHAT_TOKENS) <= set(tokenizer.special_tokens):
+        hf_tokenizer.chat_template = CHAT_TEMPLATE
+    return hf_tokenizer
 
 
 def save_pretrained(gpt: GPT, tokenizer: HFBPETokenizer, path) -> Path:

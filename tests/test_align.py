@@ -8,14 +8,20 @@ import torch
 import torch.nn.functional as F
 
 from minigpt.align import (
+    CHAT_TOKENS,
+    chat_rows,
+    chat_tokenizer,
     dpo_loss,
+    format_chat,
     group_advantages,
     grpo_loss,
     preference_loss,
     sequence_logprobs,
 )
 from minigpt.finetune import PAD, pad_rows
+from minigpt.hf import to_hf_tokenizer
 from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import CharTokenizer, HFBPETokenizer, train_bpe
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -167,3 +173,66 @@ def test_sequence_logprobs_sum_the_response_tokens_by_hand():
         sequence_logprobs(model, idx, torch.ones_like(mask))
     with pytest.raises(ValueError, match="bool tensor"):
         sequence_logprobs(model, idx, mask[:, :3])
+
+
+TEXT = "Say hi, hello to the world. The world says yo back to you. " * 20
+
+
+def test_format_chat_and_its_bad_input():
+    assert format_chat("Hi?") == "<|user|>Hi?<|assistant|>"
+    assert (
+        format_chat("Hi?", "Hello.")
+        == "<|user|>Hi?<|assistant|>Hello.<|end|>"
+    )
+    with pytest.raises(ValueError, match="chat marker"):
+        format_chat("a <|end|> b")
+
+
+def test_chat_tokens_keep_the_merges_and_survive_save_and_load(tmp_path):
+    base = train_bpe(TEXT, 300)
+    chat = chat_tokenizer(base)
+    assert chat.special_tokens == list(CHAT_TOKENS)
+    assert chat.vocab_size == base.vocab_size + 3
+    assert chat.encode("say hello") == base.encode("say hello")
+    ids = chat.encode(format_chat("say hello", "hello"))
+    assert ids[0] == chat.special_id("<|user|>") and ids[
+        -1
+    ] == chat.special_id("<|end|>")
+    loaded = HFBPETokenizer.load(chat.save(tmp_path / "tokenizer.json"))
+    assert loaded.encode(format_chat("say hello", "hello")) == ids
+
+
+def test_apply_chat_template_gives_the_ids_of_format_chat():
+    chat = chat_tokenizer(train_bpe(TEXT, 300))
+    hf = to_hf_tokenizer(chat)
+    messages = [
+        {"role": "user", "content": "Say hello."},
+        {"role": "assistant", "content": "Hello, world."},
+    ]
+    ids = hf.apply_chat_template(messages, tokenize=True, return_dict=True)
+    assert list(ids["input_ids"]) == chat.encode(
+        format_chat("Say hello.", "Hello, world.")
+    )
+    asked = hf.apply_chat_template(
+        messages[:1], tokenize=False, add_generation_prompt=True
+    )
+    assert asked == format_chat("Say hello.")
+    # a tokenizer without the chat tokens gets no template
+    assert to_hf_tokenizer(train_bpe(TEXT, 300)).chat_template is None
+
+
+def test_chat_rows_train_on_the_response_and_its_end_only():
+    chat = chat_tokenizer(CharTokenizer.from_text(TEXT + "?"))
+    inputs, targets = chat_rows(chat, [("hi?", "hello"), ("say", "yo")], 32)
+    for row, (prompt, response) in enumerate(
+        [("hi?", "hello"), ("say", "yo")]
+    ):
+        ids = chat.encode(format_chat(prompt, response))
+        n_prompt = len(chat.encode(format_chat(prompt)))
+        assert inputs[row, : len(ids) - 1].tolist() == ids[:-1]
+        trained = targets[row][targets[row] != -1].tolist()
+        # the response's characters, then <|end|>
+        assert trained == ids[n_prompt:]
+        assert chat.decode(trained) == response + "<|end|>"
+    with pytest.raises(ValueError, match="chat tokens"):
+        chat_rows(CharTokenizer.from_text(TEXT), [("hi", "yo")], 32)
