@@ -35,7 +35,7 @@ from harness import append_row, parse_sweep_args, read_rows
 
 from minigpt import data, zoo
 from minigpt.encoder import Encoder, MaskedLMBatches, fill_in
-from minigpt.model import GPT
+from minigpt.model import GPT, eval_mode
 from minigpt.train import train
 
 NAME = "sweep_bert"
@@ -49,9 +49,8 @@ def fill_in_accuracy(model, windows: torch.Tensor, mask_id) -> float:
     if isinstance(model, Encoder):
         guesses = fill_in(model, windows, mask_id)[:, 1:]
     else:
-        with torch.no_grad():
-            guesses = model.eval()(windows)[0][:, :-1].argmax(-1)
-        model.train()
+        with torch.no_grad(), eval_mode(model):
+            guesses = model(windows)[0][:, :-1].argmax(-1)
     return (guesses == windows[:, 1:]).float().mean().item()
 
 
