@@ -14,7 +14,7 @@ Principles*. One module per concept (see the book's chapter map):
 - ``minigpt.checkpoint``  saving a training run and resuming it
 - ``minigpt.zoo``         pre-trained models that train once and are cached
 - ``minigpt.finetune``    classification heads, LoRA, prompt -> response rows
-- ``minigpt.align``       chat format, reward model, DPO and GRPO losses
+- ``minigpt.align``       chat format, reward model, DPO and GRPO
 - ``minigpt.hf``          to and from Hugging Face ``transformers``
 - ``minigpt.interp``      what heads do: pattern scores, ablating heads
 - ``minigpt.tasks``       the book's tasks, one module each

@@ -1,31 +1,36 @@
-"""Alignment: the losses that turn a language model into an assistant.
+"""Alignment: what turns a language model into an assistant.
 
 A chat model reads and writes turns marked by special tokens:
 :func:`format_chat` writes one exchange as
 ``<|user|>prompt<|assistant|>response<|end|>`` with :data:`CHAT_TOKENS`,
-which :func:`chat_tokenizer` adds to a tokenizer (the merges unchanged), and
-:func:`chat_rows` builds training rows whose loss covers the response and
-its ``<|end|>`` only. :data:`CHAT_TEMPLATE` is the same format for
-``transformers``' ``apply_chat_template`` (:func:`minigpt.hf.to_hf_tokenizer`
-attaches it).
+which :func:`add_chat_tokens` adds to a tokenizer (the merges unchanged) and
+to a pre-trained model (:func:`grow_vocab`: new embedding rows), and
+:func:`chat_rows` builds instruction-tuning rows whose loss covers the
+response and its ``<|end|>`` only. :data:`CHAT_TEMPLATE` is the same
+format for ``transformers``' ``apply_chat_template``
+(:func:`minigpt.hf.to_hf_tokenizer` attaches it). :func:`respond` and
+:func:`sample_responses` answer prompts with the KV cache
+(:func:`complete`).
 
 After instruction tuning, a model is tuned on *preferences* (which of two
-answers is better) or on *rewards* (a score per answer). Four losses do it,
-each a few lines on log-probabilities the model already gives
-(:func:`sequence_logprobs`):
+answers is better) or on *rewards* (a score per answer), from
+log-probabilities the model already gives (:func:`sequence_logprobs`):
 
-- :func:`preference_loss`: a reward model's Bradley-Terry loss on pairs,
+- :class:`RewardModel`: the GPT with a scalar head, trained on pairs
+  (:func:`preference_rows`) with the Bradley-Terry :func:`preference_loss`,
   -log sigmoid(r_chosen - r_rejected) (Christiano et al. 2017; Ouyang et al.
-  2022).
-- :func:`dpo_loss`: direct preference optimisation (Rafailov et al. 2023):
-  the same Bradley-Terry loss with the reward replaced by
-  beta * (log pi(y|x) - log pi_ref(y|x)), so the policy is tuned on pairs
-  without a reward model or a reinforcement-learning loop.
-- :func:`group_advantages` and :func:`grpo_loss`: group-relative policy
-  optimisation (Shao et al. 2024): sample several answers per prompt, score
-  each (e.g. with a checker), use reward minus the group's mean over its
-  spread as the advantage, and take a clipped policy-gradient step with a KL
-  penalty to the reference model.
+  2022); :func:`best_of_n` samples n answers and keeps the one it scores
+  highest.
+- :func:`dpo_loss` and :class:`DPO`: direct preference optimisation
+  (Rafailov et al. 2023): the same Bradley-Terry loss with the reward
+  replaced by beta * (log pi(y|x) - log pi_ref(y|x)), so the policy is tuned
+  on pairs by :func:`minigpt.finetune.fit` without a reward model or a
+  reinforcement-learning loop.
+- :func:`group_advantages`, :func:`grpo_loss` and :func:`grpo_step`:
+  group-relative policy optimisation (Shao et al. 2024): sample several
+  answers per prompt, score each (e.g. with a checker), use reward minus the
+  group's mean over its spread as the advantage, and take a clipped
+  policy-gradient step with a KL penalty to the reference model.
 
 Sign convention everywhere: log-probabilities are natural logs (<= 0),
 "chosen" is the preferred answer, and a loss is minimised.
@@ -36,23 +41,44 @@ Sign convention everywhere: log-probabilities are natural logs (<= 0),
 0.6931
 """
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.finetune import prompt_response_rows, token_logprobs
+from minigpt.finetune import (
+    PAD,
+    last_token_features,
+    pad_rows,
+    prompt_response_rows,
+    token_logprobs,
+)
+from minigpt.model import GPT, eval_mode
 
 __all__ = [
     "CHAT_TOKENS",
     "CHAT_TEMPLATE",
     "chat_tokenizer",
+    "grow_vocab",
+    "add_chat_tokens",
     "format_chat",
     "chat_rows",
+    "complete",
+    "sample_responses",
+    "response_text",
+    "respond",
+    "response_rows",
+    "preference_rows",
     "sequence_logprobs",
     "preference_loss",
+    "RewardModel",
+    "best_of_n",
     "dpo_loss",
+    "DPO",
     "group_advantages",
     "grpo_loss",
+    "grpo_step",
 ]
 
 
@@ -82,6 +108,53 @@ def chat_tokenizer(tokenizer):
     embeddings and gets new rows for the three markers.
     """
     return tokenizer.with_special_tokens(CHAT_TOKENS)
+
+
+def grow_vocab(model: GPT, vocab_size: int) -> None:
+    """Give ``model`` rows for ids up to ``vocab_size`` - 1, in place.
+
+    The new rows of the token embedding (and of an untied ``lm_head``) start
+    as the mean of the old rows: a new token looks like an average token
+    instead of a random one, so the model's outputs for the old tokens are
+    unchanged and the new tokens' logits start at an ordinary size. The old
+    rows are kept exactly.
+    """
+    old = model.config.vocab_size
+    if not isinstance(vocab_size, int) or vocab_size < old:
+        raise ValueError(
+            f"vocab_size must be an int >= the model's {old}, got "
+            f"{vocab_size!r}; a vocabulary only grows"
+        )
+
+    def grown(weight: torch.Tensor) -> nn.Parameter:
+        mean = weight.detach().mean(dim=0, keepdim=True)
+        extra = mean.expand(vocab_size - old, -1)
+        return nn.Parameter(torch.cat([weight.detach(), extra]))
+
+    wte, head = model.transformer.wte, model.lm_head
+    tied = head.weight is wte.weight
+    wte.weight = grown(wte.weight)
+    wte.num_embeddings = vocab_size
+    head.weight = wte.weight if tied else grown(head.weight)
+    head.out_features = vocab_size
+    model.config = dataclasses.replace(model.config, vocab_size=vocab_size)
+
+
+def add_chat_tokens(model: GPT, tokenizer):
+    """The chat tokenizer of ``tokenizer``, with ``model`` grown to fit it.
+
+    :func:`chat_tokenizer` adds the three markers; :func:`grow_vocab` gives
+    ``model`` (in place) their rows. Returns the new tokenizer.
+    """
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"the model has {model.config.vocab_size} token ids and the "
+            f"tokenizer {tokenizer.vocab_size}; pass the tokenizer the model "
+            "was trained with"
+        )
+    chat = chat_tokenizer(tokenizer)
+    grow_vocab(model, chat.vocab_size)
+    return chat
 
 
 def format_chat(prompt: str, response: str | None = None) -> str:
@@ -126,6 +199,139 @@ def chat_rows(
         [(format_chat(p), r + END) for p, r in pairs],
         block_size,
     )
+
+
+@torch.no_grad()
+def complete(
+    model: GPT,
+    tokenizer,
+    texts: list[str],
+    max_new_tokens: int,
+    stop_token: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """The ids the model appends to each text, up to its first ``stop_token``.
+
+    Sampled with the KV cache (:meth:`minigpt.model.GPT.generate`); a
+    continuation ends with ``stop_token`` when it wrote one within
+    ``max_new_tokens``. Texts of one length in tokens are sampled as one
+    batch, so the result depends on the order of ``texts`` only through the
+    ``generator``. ``temperature=0`` is greedy.
+    """
+    encoded = [tokenizer.encode(t) for t in texts]
+    continuations = [None] * len(texts)
+    for length in sorted({len(ids) for ids in encoded}):
+        rows = [i for i, ids in enumerate(encoded) if len(ids) == length]
+        out = model.generate(
+            torch.tensor([encoded[i] for i in rows]),
+            max_new_tokens,
+            temperature=temperature,
+            generator=generator,
+            stop_token=stop_token,
+        )
+        for i, ids in zip(rows, out[:, length:].tolist()):
+            if stop_token in ids:
+                ids = ids[: ids.index(stop_token) + 1]
+            continuations[i] = ids
+    return continuations
+
+
+def sample_responses(
+    model: GPT,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """The model's response ids to each prompt, as the chat format asks.
+
+    Each prompt is written by :func:`format_chat` (ending at
+    ``<|assistant|>``) and continued by :func:`complete`; a response ends
+    with its ``<|end|>`` when it wrote one within ``max_new_tokens``.
+    """
+    return complete(
+        model,
+        tokenizer,
+        [format_chat(p) for p in prompts],
+        max_new_tokens,
+        tokenizer.special_id(END),
+        temperature,
+        generator,
+    )
+
+
+def response_text(tokenizer, ids: list[int]) -> str:
+    """A response's text: its ids decoded, without the ``<|end|>``."""
+    end = tokenizer.special_id(END)
+    return tokenizer.decode(ids[: ids.index(end)] if end in ids else ids)
+
+
+def respond(
+    model: GPT,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> list[str]:
+    """The model's answer to each prompt, as text (greedy by default)."""
+    return [
+        response_text(tokenizer, ids)
+        for ids in sample_responses(
+            model, tokenizer, prompts, max_new_tokens, temperature, generator
+        )
+    ]
+
+
+def response_rows(
+    tokenizer, prompts: list[str], responses: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, response mask), both (N, T), of prompts and response ids.
+
+    Row i is ``format_chat(prompts[i])`` encoded, then ``responses[i]``,
+    right-padded with PAD; the mask is True at the response's tokens. What
+    :func:`sequence_logprobs` and :class:`RewardModel` read.
+    """
+    if len(prompts) != len(responses) or not prompts:
+        raise ValueError(
+            "prompts and responses must be non-empty and of one length, got "
+            f"{len(prompts)} and {len(responses)}"
+        )
+    asked = [tokenizer.encode(format_chat(p)) for p in prompts]
+    rows = pad_rows([a + list(r) for a, r in zip(asked, responses)])
+    position = torch.arange(rows.size(1))
+    starts = torch.tensor([len(a) for a in asked])[:, None]
+    return rows, (position >= starts) & (rows != PAD)
+
+
+def preference_rows(
+    tokenizer, triples: list[tuple[str, str, str]], block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pairs, response mask), both (N, 2, T), for preference tuning.
+
+    Each ``(prompt, chosen, rejected)`` becomes two rows of
+    :func:`response_rows`, the chosen answer first; each answer ends with
+    ``<|end|>``. All 2N rows are padded to one length T.
+    """
+    if not triples:
+        raise ValueError(
+            "triples must hold at least one (prompt, chosen, rejected)"
+        )
+    prompts, responses = [], []
+    for prompt, *answers in triples:
+        for answer in answers:
+            format_chat(prompt, answer)  # refuses chat markers
+            prompts.append(prompt)
+            responses.append(tokenizer.encode(answer + END))
+    rows, mask = response_rows(tokenizer, prompts, responses)
+    if rows.size(1) > block_size:
+        raise ValueError(
+            f"a prompt and answer take {rows.size(1)} tokens, more than "
+            f"block_size {block_size}; drop or shorten the longer triples"
+        )
+    return rows.view(len(triples), 2, -1), mask.view(len(triples), 2, -1)
 
 
 def _same_shape(**tensors) -> torch.Size:
@@ -185,6 +391,89 @@ def preference_loss(
     return -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
 
 
+def _check_pairs(pairs: torch.Tensor) -> None:
+    if pairs.dim() != 3 or pairs.size(1) != 2:
+        raise ValueError(
+            "pairs must be (B, 2, T): two answers per prompt, as "
+            f"preference_rows builds them, got shape {tuple(pairs.shape)}"
+        )
+
+
+class RewardModel(nn.Module):
+    """A pre-trained GPT with a scalar head: the reward of a whole answer.
+
+    The head reads the final hidden state at each row's last real token (the
+    ``<|end|>`` of the answer), as :class:`minigpt.finetune.GPTClassifier`
+    does. :meth:`score` rewards rows (B, T); ``forward(pairs, labels=None)``
+    rewards the two answers of each pair (B, 2, T) -> (B, 2) and, with
+    ``labels`` (B,) the index of the preferred answer, returns the
+    Bradley-Terry :func:`preference_loss`. So :func:`minigpt.finetune.fit`
+    trains it and :func:`minigpt.finetune.accuracy` is the fraction of pairs
+    it orders as the labels do.
+    """
+
+    def __init__(self, gpt: GPT):
+        super().__init__()
+        self.body = gpt
+        self.score_head = nn.Linear(gpt.config.n_embd, 1)
+        nn.init.normal_(self.score_head.weight, std=0.02)
+        nn.init.zeros_(self.score_head.bias)
+
+    def score(self, idx: torch.Tensor) -> torch.Tensor:
+        """The reward of each right-padded row: (B, T) -> (B,)."""
+        return self.score_head(last_token_features(self.body, idx))[:, 0]
+
+    def forward(
+        self, pairs: torch.Tensor, labels: torch.Tensor | None = None
+    ):
+        _check_pairs(pairs)
+        rewards = self.score(pairs.flatten(0, 1)).view(len(pairs), 2)
+        if labels is None:
+            return rewards, None
+        if (
+            labels.shape != pairs.shape[:1]
+            or not ((labels == 0) | (labels == 1)).all()
+        ):
+            raise ValueError(
+                "labels must be (B,) holding 0 or 1, the preferred answer "
+                f"of each pair, got {labels.tolist()}"
+            )
+        chosen = rewards.gather(1, labels[:, None])[:, 0]
+        rejected = rewards.gather(1, 1 - labels[:, None])[:, 0]
+        return rewards, preference_loss(chosen, rejected)
+
+
+@torch.no_grad()
+def best_of_n(
+    policy: GPT,
+    reward_model: RewardModel,
+    tokenizer,
+    prompts: list[str],
+    n: int,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[str]:
+    """For each prompt, the best of ``n`` sampled answers by the reward model.
+
+    Best-of-n (rejection) sampling: no weight changes, n times the sampling.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    repeated = [p for p in prompts for _ in range(n)]
+    samples = sample_responses(
+        policy, tokenizer, repeated, max_new_tokens, temperature, generator
+    )
+    rows, _ = response_rows(tokenizer, repeated, samples)
+    with eval_mode(reward_model):
+        scores = reward_model.score(rows).view(len(prompts), n)
+    best = scores.argmax(dim=1).tolist()
+    return [
+        response_text(tokenizer, samples[i * n + b])
+        for i, b in enumerate(best)
+    ]
+
+
 def dpo_loss(
     policy_chosen: torch.Tensor,
     policy_rejected: torch.Tensor,
@@ -217,6 +506,47 @@ def dpo_loss(
     rejected_rewards = beta * (policy_rejected - reference_rejected)
     loss = preference_loss(chosen_rewards, rejected_rewards)
     return loss, chosen_rewards.detach(), rejected_rewards.detach()
+
+
+class DPO(nn.Module):
+    """A policy and its frozen reference, as one model for minigpt.train.
+
+    ``forward(pairs, response_mask)``, both (B, 2, T) from
+    :func:`preference_rows` (chosen answer first), returns ``(implicit rewards
+    (B, 2), dpo_loss)``. So :func:`minigpt.finetune.fit` runs DPO with the
+    pre-training loop's optimizer, schedule and clipping; only ``policy``
+    trains (``reference`` is frozen here, in place). A pair is ordered
+    right when its chosen answer has the higher implicit reward.
+    """
+
+    def __init__(self, policy: GPT, reference: GPT, beta: float = 0.1):
+        super().__init__()
+        if policy is reference:
+            raise ValueError(
+                "the reference must be a copy of the policy "
+                "(copy.deepcopy(policy)), not the policy itself"
+            )
+        if not isinstance(beta, (int, float)) or not beta > 0:
+            raise ValueError(f"beta must be a positive number, got {beta!r}")
+        self.policy = policy
+        self.reference = reference.requires_grad_(False)
+        self.beta = beta
+
+    def forward(self, pairs: torch.Tensor, response_mask: torch.Tensor):
+        _check_pairs(pairs)
+        idx, mask = pairs.flatten(0, 1), response_mask.flatten(0, 1)
+        policy = sequence_logprobs(self.policy, idx, mask).view(-1, 2)
+        with torch.no_grad(), eval_mode(self.reference):
+            reference = sequence_logprobs(self.reference, idx, mask)
+        reference = reference.view(-1, 2)
+        loss, chosen, rejected = dpo_loss(
+            policy[:, 0],
+            policy[:, 1],
+            reference[:, 0],
+            reference[:, 1],
+            self.beta,
+        )
+        return torch.stack([chosen, rejected], dim=1), loss
 
 
 def group_advantages(
@@ -300,3 +630,80 @@ def grpo_loss(
     kl = torch.exp(log_ref_ratio) - log_ref_ratio - 1
     per_token = (surrogate - beta * kl) * mask
     return -(per_token.sum(dim=1) / lengths).mean()
+
+
+def grpo_step(
+    policy: GPT,
+    reference: GPT,
+    optimizer: torch.optim.Optimizer,
+    tokenizer,
+    prompts: list[str],
+    reward,
+    group_size: int = 8,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    clip: float = 0.2,
+    beta: float = 0.04,
+    updates: int = 1,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """One GRPO iteration on ``prompts``; returns its statistics.
+
+    Samples ``group_size`` answers to each prompt with the KV cache
+    (:func:`sample_responses`), scores each with ``reward(prompt_index,
+    answer_text) -> float`` (a checker), turns the scores into
+    :func:`group_advantages` and takes ``updates`` optimizer steps on
+    :func:`grpo_loss` (the first on-policy, where the ratio is 1; later ones
+    reuse the samples, and the clipping keeps them near the sampling
+    policy). Gradients are clipped to norm 1.
+
+    Returns ``{"reward": mean reward, "mixed": fraction of groups whose
+    answers got different rewards (the others teach nothing), "kl": mean
+    per-token KL estimate to the reference, "loss": the last loss,
+    "answers": the texts}``.
+    """
+    if not isinstance(updates, int) or updates < 1:
+        raise ValueError(f"updates must be an int >= 1, got {updates!r}")
+    repeated = [p for p in prompts for _ in range(group_size)]
+    samples = sample_responses(
+        policy, tokenizer, repeated, max_new_tokens, temperature, generator
+    )
+    answers = [response_text(tokenizer, ids) for ids in samples]
+    rewards = torch.tensor(
+        [float(reward(i // group_size, a)) for i, a in enumerate(answers)]
+    ).view(len(prompts), group_size)
+    advantages = group_advantages(rewards).flatten()
+    rows, mask = response_rows(tokenizer, repeated, samples)
+    if rows.size(1) > policy.config.block_size + 1:
+        raise ValueError(
+            f"a prompt and its answer take {rows.size(1)} tokens, more than "
+            f"block_size + 1 = {policy.config.block_size + 1}; lower "
+            "max_new_tokens or shorten the prompts"
+        )
+    mask = mask[:, 1:]  # per predicted token, as token_logprobs gives
+    with torch.no_grad(), eval_mode(policy), eval_mode(reference):
+        old = token_logprobs(policy, rows)
+        ref = token_logprobs(reference, rows)
+    for _ in range(updates):
+        loss = grpo_loss(
+            token_logprobs(policy, rows),
+            old,
+            ref,
+            advantages,
+            mask,
+            clip,
+            beta,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        optimizer.step()
+    log_ratio = (ref - old)[mask]
+    kl = (torch.exp(log_ratio) - log_ratio - 1).mean()
+    return {
+        "reward": rewards.mean().item(),
+        "mixed": (rewards.std(dim=1) > 0).float().mean().item(),
+        "kl": kl.item(),
+        "loss": loss.item(),
+        "answers": answers,
+    }

@@ -56,6 +56,9 @@ __all__ = [
     "check_grouped_query_attention",
     "check_mask_tokens",
     "check_encoder_param_count",
+    "check_dpo_loss",
+    "check_group_advantages",
+    "check_response_targets",
 ]
 
 
@@ -1681,4 +1684,129 @@ def check_encoder_param_count(fn: Callable, verbose: bool = True) -> Report:
     ):
         config = EncoderConfig(vocab_size=30522, block_size=512, **sizes)
         cases.append(Case(name, (config,), total))
+    return check(fn, cases, verbose=verbose)
+
+
+# --- From language model to assistant ---
+
+
+def check_dpo_loss(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(pc, pr, rc, rr, beta) -> mean loss``: DPO's loss.
+
+    ``pc``/``pr``: log pi of the chosen/rejected answers under the policy,
+    ``rc``/``rr`` under the reference, each (N,). The reference value is
+    written out here as -log sigmoid of the margin, by its definition.
+    """
+    torch.manual_seed(0)
+    pc, pr, rc, rr = -10 * torch.rand(4, 6)
+
+    def by_definition(pc, pr, rc, rr, beta):
+        margin = beta * ((pc - rc) - (pr - rr))
+        return torch.log1p(torch.exp(-margin)).mean()
+
+    cases = [
+        Case(
+            "by hand: the policy is the reference -> log 2",
+            (pc, pr, pc, pr, 0.1),
+            torch.tensor(math.log(2)),
+        ),
+        Case(
+            "by hand: margin 0.5 * (1 - (-1)) = 1 -> log(1 + e^-1)",
+            (
+                torch.tensor([-3.0]),
+                torch.tensor([-5.0]),
+                torch.tensor([-4.0]),
+                torch.tensor([-4.0]),
+                0.5,
+            ),
+            torch.tensor(math.log(1 + math.exp(-1))),
+        ),
+    ]
+    cases += [
+        Case(
+            f"random log-probabilities, beta={beta}",
+            (pc, pr, rc, rr, beta),
+            by_definition(pc, pr, rc, rr, beta),
+            atol=1e-5,
+        )
+        for beta in (0.1, 1.0)
+    ]
+    cases.append(
+        Case(
+            "chosen and rejected swapped: the loss is not symmetric",
+            (pr, pc, rr, rc, 0.5),
+            by_definition(pr, pc, rr, rc, 0.5),
+            atol=1e-5,
+        )
+    )
+    return check(fn, cases, verbose=verbose)
+
+
+def check_group_advantages(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(rewards) -> advantages`` (GRPO's), both (P, G).
+
+    Each reward minus its group's (row's) mean, over the row's standard
+    deviation (``torch.std``, unbiased) plus 1e-6; the reference is
+    :func:`minigpt.align.group_advantages`.
+    """
+    from minigpt.align import group_advantages
+
+    torch.manual_seed(0)
+    cases = [
+        Case(
+            "by hand: [1, 0, 0, 1] -> mean 0.5, std 0.577 -> +-0.866",
+            (torch.tensor([[1.0, 0.0, 0.0, 1.0]]),),
+            torch.tensor([[1.0, -1.0, -1.0, 1.0]]) * 0.5 / (3**-0.5 + 1e-6),
+        ),
+        Case(
+            "a group that all scored the same -> 0, not NaN",
+            (torch.ones(1, 5),),
+            torch.zeros(1, 5),
+        ),
+    ]
+    for name, rewards in (
+        ("each row is its own group", torch.tensor([[0.0, 1.0], [5.0, 9.0]])),
+        ("random rewards, 3 prompts x 8 answers", torch.randn(3, 8)),
+    ):
+        cases.append(
+            Case(name, (rewards,), group_advantages(rewards), atol=1e-5)
+        )
+    return check(fn, cases, verbose=verbose)
+
+
+def check_response_targets(fn: Callable, verbose: bool = True) -> Report:
+    """Check your ``fn(prompt_ids, response_ids) -> (inputs, targets)``.
+
+    For one chat exchange: ``inputs`` is ``prompt + response`` without its
+    last token, ``targets`` the next token at each input position, or -1
+    where that token belongs to the prompt; both lists of ints. The
+    reference is :func:`minigpt.finetune.prompt_response_rows`, which
+    :func:`minigpt.align.chat_rows` uses.
+    """
+    from minigpt.finetune import prompt_response_rows
+
+    class Ids:  # a tokenizer whose text is already a list of ids
+        @staticmethod
+        def encode(ids):
+            return list(ids)
+
+    def reference(prompt, response):
+        inputs, targets = prompt_response_rows(Ids, [(prompt, response)], 64)
+        return inputs[0].tolist(), targets[0].tolist()
+
+    cases = [
+        Case(
+            "by hand: prompt [7, 8, 9], response [4, 2]",
+            ([7, 8, 9], [4, 2]),
+            ([7, 8, 9, 4], [-1, -1, 4, 2]),
+        )
+    ]
+    for name, prompt, response in (
+        ("a one-token prompt", [5], [6, 7, 8]),
+        ("a one-token response", [1, 2, 3, 4], [0]),
+        ("id 0 in the response is a target", [9, 9], [0, 0, 3]),
+    ):
+        cases.append(
+            Case(name, (prompt, response), reference(prompt, response))
+        )
     return check(fn, cases, verbose=verbose)

@@ -41,6 +41,7 @@ __all__ = [
     "pad_rows",
     "last_positions",
     "pool",
+    "last_token_features",
     "token_logprobs",
     "GPTClassifier",
     "EncoderClassifier",
@@ -138,6 +139,22 @@ def pool(
     return (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)
 
 
+def last_token_features(gpt: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """``gpt``'s final hidden state at each row's last real token.
+
+    ``idx`` (B, T) is right-padded with PAD; the state is taken after
+    ``ln_f``: (B, T) -> (B, C). What :class:`GPTClassifier` and the reward
+    model of :mod:`minigpt.align` put their heads on.
+    """
+    last = last_positions(idx)
+    # columns that hold only padding change nothing: drop them
+    idx = idx[:, : int(last.max()) + 1]
+    # any id will do: causal attention never looks right
+    tokens = idx.masked_fill(idx == PAD, 0)
+    # hidden states (B, T, C); checks the ids
+    return pool(gpt.hidden_states(tokens), idx, "last")
+
+
 def token_logprobs(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
     """Each next token's log-probability under ``model``: (B, T) -> (B, T-1).
 
@@ -218,13 +235,7 @@ class GPTClassifier(nn.Module):
 
         Taken after ``ln_f``: (B, T) -> (B, C).
         """
-        last = last_positions(idx)
-        # columns that hold only padding change nothing: drop them
-        idx = idx[:, : int(last.max()) + 1]
-        # any id will do: causal attention never looks right
-        tokens = idx.masked_fill(idx == PAD, 0)
-        # hidden states (B, T, C); checks the ids
-        return pool(self.body.hidden_states(tokens), idx, "last")
+        return last_token_features(self.body, idx)
 
     def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None):
         logits = self.head(self.features(idx))

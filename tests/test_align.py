@@ -9,19 +9,31 @@ import torch.nn.functional as F
 
 from minigpt.align import (
     CHAT_TOKENS,
+    DPO,
+    RewardModel,
+    add_chat_tokens,
+    best_of_n,
     chat_rows,
     chat_tokenizer,
     dpo_loss,
     format_chat,
     group_advantages,
+    grow_vocab,
     grpo_loss,
+    grpo_step,
     preference_loss,
+    preference_rows,
+    respond,
+    response_rows,
+    response_text,
+    sample_responses,
     sequence_logprobs,
 )
-from minigpt.finetune import PAD, pad_rows
+from minigpt.finetune import PAD, accuracy, fit, pad_rows
 from minigpt.hf import to_hf_tokenizer
-from minigpt.model import GPT, GPTConfig
+from minigpt.model import GPT, GPTConfig, eval_mode
 from minigpt.tokenizer import CharTokenizer, HFBPETokenizer, train_bpe
+from minigpt.train import TrainConfig, make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -236,3 +248,291 @@ def test_chat_rows_train_on_the_response_and_its_end_only():
         assert chat.decode(trained) == response + "<|end|>"
     with pytest.raises(ValueError, match="chat tokens"):
         chat_rows(CharTokenizer.from_text(TEXT), [("hi", "yo")], 32)
+
+
+def chat_model(seed=0, tie_embeddings=True):
+    """A tiny character GPT and its chat tokenizer."""
+    torch.manual_seed(seed)
+    tokenizer = CharTokenizer.from_text(TEXT + "?")
+    model = GPT(
+        GPTConfig(
+            vocab_size=tokenizer.vocab_size,
+            block_size=32,
+            n_layer=1,
+            n_head=2,
+            n_embd=16,
+            tie_embeddings=tie_embeddings,
+        )
+    )
+    return model, add_chat_tokens(model, tokenizer)
+
+
+@pytest.mark.parametrize("tie_embeddings", [True, False])
+def test_grow_vocab_keeps_the_old_logits_and_starts_new_rows_at_the_mean(
+    tie_embeddings,
+):
+    torch.manual_seed(0)
+    model = GPT(
+        GPTConfig(
+            vocab_size=10,
+            block_size=8,
+            n_layer=1,
+            n_head=2,
+            n_embd=8,
+            tie_embeddings=tie_embeddings,
+        )
+    ).eval()
+    idx = torch.randint(10, (2, 6))
+    before = model(idx)[0]
+    old_head = model.lm_head.weight.detach().clone()
+    grow_vocab(model, 13)
+    after = model(idx)[0]
+    assert after.shape == (2, 6, 13) and model.config.vocab_size == 13
+    torch.testing.assert_close(after[..., :10], before)
+    wte, head = model.transformer.wte.weight, model.lm_head.weight
+    assert (head is wte) == tie_embeddings
+    torch.testing.assert_close(wte[10:], wte[:10].mean(0).expand(3, -1))
+    torch.testing.assert_close(head[10:], old_head.mean(0).expand(3, -1))
+    model(torch.tensor([[12, 11]]))  # the new ids are accepted
+    with pytest.raises(ValueError, match="only grows"):
+        grow_vocab(model, 12)
+
+
+def test_add_chat_tokens_refuses_another_tokenizer():
+    model, chat = chat_model()
+    assert model.config.vocab_size == chat.vocab_size
+    with pytest.raises(ValueError, match="token ids"):
+        # the model has grown already
+        add_chat_tokens(model, CharTokenizer.from_text(TEXT + "?"))
+
+
+def test_sample_responses_match_one_prompt_at_a_time_and_stop_at_end():
+    model, chat = chat_model()
+    end = chat.special_id("<|end|>")
+    prompts = ["say hi?", "yo", "the world?", "hi"]  # two lengths twice
+    responses = sample_responses(model, chat, prompts, 12, temperature=0)
+    for prompt, response in zip(prompts, responses):
+        asked = torch.tensor([chat.encode(format_chat(prompt))])
+        alone = model.generate(asked, 12, temperature=0)[0, asked.size(1) :]
+        alone = alone.tolist()
+        expected = alone[: alone.index(end) + 1] if end in alone else alone
+        assert response == expected
+    # a model that always says <|end|> stops after one token: every final
+    # state is all ones, and <|end|>'s row is the largest
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight[end] = 10.0
+    assert sample_responses(model, chat, prompts[:1], 12, temperature=0) == [
+        [end]
+    ]
+    assert response_text(chat, [end]) == ""
+    assert respond(model, chat, ["hi"]) == [""]
+
+
+def test_response_rows_mark_the_response_tokens():
+    _, chat = chat_model()
+    rows, mask = response_rows(chat, ["hi", "say yo"], [[5, 6], [7]])
+    for i, (prompt, response) in enumerate([("hi", [5, 6]), ("say yo", [7])]):
+        asked = chat.encode(format_chat(prompt))
+        n = len(asked) + len(response)
+        assert rows[i, :n].tolist() == asked + response
+        assert (rows[i, n:] == PAD).all()
+        assert mask[i].nonzero()[:, 0].tolist() == list(range(len(asked), n))
+    with pytest.raises(ValueError, match="one length"):
+        response_rows(chat, ["hi"], [])
+
+
+def test_preference_rows_put_the_chosen_answer_first():
+    _, chat = chat_model()
+    pairs, mask = preference_rows(
+        chat, [("hi?", "hello", "yo"), ("say", "yo", "the world")], 32
+    )
+    assert pairs.shape == mask.shape == (2, 2, pairs.size(2))
+    chosen = pairs[0, 0][mask[0, 0]].tolist()
+    rejected = pairs[1, 1][mask[1, 1]].tolist()
+    assert chat.decode(chosen) == "hello<|end|>"
+    assert chat.decode(rejected) == "the world<|end|>"
+    with pytest.raises(ValueError, match="block_size"):
+        preference_rows(chat, [("hi?", "hello " * 5, "yo")], 20)
+    with pytest.raises(ValueError, match="chat marker"):
+        preference_rows(chat, [("hi?", "yo<|end|>", "yo")], 32)
+
+
+def test_reward_model_scores_the_last_token_and_its_loss_is_bradley_terry():
+    model, chat = chat_model()
+    reward_model = RewardModel(model).eval()
+    pairs, _ = preference_rows(
+        chat, [("hi?", "hello", "yo"), ("say", "the world", "yo")], 32
+    )
+    labels = torch.tensor([0, 1])
+    rewards, loss = reward_model(pairs, labels)
+    for i in range(2):
+        for j in range(2):
+            row = pairs[i, j][pairs[i, j] != PAD][None]  # unpadded
+            hidden = model.hidden_states(row)[0, -1]
+            by_hand = reward_model.score_head(hidden)[0]
+            assert rewards[i, j].item() == pytest.approx(by_hand.item())
+    # two logits under a softmax: the same as cross-entropy
+    torch.testing.assert_close(loss, F.cross_entropy(rewards, labels))
+    torch.testing.assert_close(
+        loss,
+        preference_loss(
+            torch.stack([rewards[0, 0], rewards[1, 1]]),
+            torch.stack([rewards[0, 1], rewards[1, 0]]),
+        ),
+    )
+    assert accuracy(reward_model, pairs, labels) == pytest.approx(
+        ((rewards[:, 0] > rewards[:, 1]).long() == 1 - labels)
+        .float()
+        .mean()
+        .item()
+    )
+    with pytest.raises(ValueError, match="0 or 1"):
+        reward_model(pairs, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"\(B, 2, T\)"):
+        reward_model(pairs[:, 0])
+
+
+class ShortestWins(torch.nn.Module):
+    """A stand-in reward model: minus the number of real tokens."""
+
+    def score(self, rows):
+        return -(rows != PAD).sum(dim=1).float()
+
+
+def test_best_of_n_keeps_the_sample_the_reward_model_ranks_highest():
+    model, chat = chat_model()
+    prompts = ["hi", "say yo"]
+    best = best_of_n(
+        model,
+        ShortestWins(),
+        chat,
+        prompts,
+        n=5,
+        max_new_tokens=8,
+        generator=torch.Generator().manual_seed(3),
+    )
+    samples = sample_responses(
+        model,
+        chat,
+        [p for p in prompts for _ in range(5)],
+        8,
+        generator=torch.Generator().manual_seed(3),
+    )
+    for i in range(2):
+        group = samples[5 * i : 5 * i + 5]
+        assert best[i] == response_text(chat, min(group, key=len))
+    with pytest.raises(ValueError, match="n must"):
+        best_of_n(model, ShortestWins(), chat, prompts, n=0)
+
+
+def test_dpo_module_is_dpo_loss_and_trains_only_the_policy():
+    policy, chat = chat_model()
+    reference = GPT(policy.config)
+    reference.load_state_dict(policy.state_dict())
+    pairs, mask = preference_rows(
+        chat,
+        [("hi?", "hello", "yo"), ("say", "the world", "yo")] * 4,
+        32,
+    )
+    dpo = DPO(policy, reference, beta=0.5)
+    rewards, loss = dpo(pairs, mask)
+    # the policy is the reference: every implicit reward is 0, the loss log 2
+    assert loss.item() == pytest.approx(math.log(2))
+    assert rewards.abs().max().item() == pytest.approx(0.0, abs=1e-6)
+    assert not any(p.requires_grad for p in reference.parameters())
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    fit(
+        dpo,
+        (pairs, mask),
+        (pairs, mask),
+        TrainConfig(
+            max_iters=20,
+            batch_size=4,
+            learning_rate=1e-2,
+            warmup_iters=0,
+            eval_interval=0,
+            progress=False,
+        ),
+    )
+    for k, v in reference.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    rewards, loss = dpo(pairs, mask)
+    assert loss.item() < 0.5 and (rewards[:, 0] > rewards[:, 1]).all()
+    # the rewards are beta times the log-ratios
+    flat, flat_mask = pairs.flatten(0, 1), mask.flatten(0, 1)
+    with torch.no_grad(), eval_mode(policy):
+        ratio = sequence_logprobs(
+            policy, flat, flat_mask
+        ) - sequence_logprobs(reference, flat, flat_mask)
+    torch.testing.assert_close(rewards.flatten(), 0.5 * ratio)
+    with pytest.raises(ValueError, match="copy"):
+        DPO(policy, policy)
+    with pytest.raises(ValueError, match="beta"):
+        DPO(policy, reference, beta=-1)
+
+
+def grpo_setup(seed=0):
+    policy, chat = chat_model(seed)
+    reference = GPT(policy.config)
+    reference.load_state_dict(policy.state_dict())
+    optimizer = make_optimizer(
+        policy, TrainConfig(learning_rate=1e-2, weight_decay=0.0)
+    )
+    return policy, reference.requires_grad_(False), optimizer, chat
+
+
+def test_grpo_step_learns_nothing_from_groups_that_all_score_the_same():
+    policy, reference, optimizer, chat = grpo_setup()
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    stats = grpo_step(
+        policy,
+        reference,
+        optimizer,
+        chat,
+        ["hi", "say yo"],
+        lambda i, answer: 1.0,
+        group_size=4,
+        max_new_tokens=6,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert stats["reward"] == 1.0 and stats["mixed"] == 0.0
+    assert len(stats["answers"]) == 8 and stats["kl"] == pytest.approx(0.0)
+    # advantages 0 and the policy equal to the reference: zero gradient
+    for k, v in policy.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_grpo_step_makes_rewarded_answers_more_likely():
+    policy, reference, optimizer, chat = grpo_setup()
+    prompts = ["hi", "say yo"]
+    rewarded = "aeiouy hlw"
+
+    def starts_well(i, answer):
+        return float(answer[:1] in rewarded and answer != "")
+
+    stats = grpo_step(
+        policy,
+        reference,
+        optimizer,
+        chat,
+        prompts,
+        starts_well,
+        group_size=32,
+        max_new_tokens=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert stats["mixed"] == 1.0 and 0 < stats["reward"] < 1
+    good = [chat.encode(c)[0] for c in rewarded]
+    for prompt in prompts:
+        asked = torch.tensor([chat.encode(format_chat(prompt))])
+        with torch.no_grad():
+            p_policy = policy(asked)[0][0, -1].softmax(-1)[good].sum()
+            p_reference = reference(asked)[0][0, -1].softmax(-1)[good].sum()
+        assert p_policy > p_reference
+    args = (policy, reference, optimizer, chat, prompts, starts_well)
+    with pytest.raises(ValueError, match="updates"):
+        grpo_step(*args, updates=0)
+    with pytest.raises(ValueError, match="block_size"):
+        grpo_step(*args, max_new_tokens=40)

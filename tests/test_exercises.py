@@ -6,8 +6,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minigpt import exercises as ex
+from minigpt.align import dpo_loss
 from minigpt.scaling import training_memory
 
 
@@ -395,4 +397,67 @@ def test_encoder_param_count():
         lambda c: (
             encoder_param_count(c, mlm_head=False) - c.n_embd * (c.n_embd + 1)
         ),
+    )
+
+
+# --- from language model to assistant ---
+
+
+def test_dpo_loss_checker():
+    def mine(pc, pr, rc, rr, beta):
+        return -F.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean()
+
+    assert passes(ex.check_dpo_loss, mine)
+    # the library's own loss passes too
+    assert passes(ex.check_dpo_loss, lambda *a: dpo_loss(*a)[0])
+    # beta forgotten; chosen and rejected mixed up; sum for mean
+    assert not passes(
+        ex.check_dpo_loss, lambda pc, pr, rc, rr, b: mine(pc, pr, rc, rr, 1.0)
+    )
+    assert not passes(
+        ex.check_dpo_loss, lambda pc, pr, rc, rr, b: mine(pr, pc, rr, rc, b)
+    )
+    assert not passes(
+        ex.check_dpo_loss,
+        lambda pc, pr, rc, rr, b: mine(pc, pr, rc, rr, b) * len(pc),
+    )
+
+
+def test_group_advantages_checker():
+    def mine(rewards):
+        mean = rewards.mean(1, keepdim=True)
+        return (rewards - mean) / (rewards.std(1, keepdim=True) + 1e-6)
+
+    assert passes(ex.check_group_advantages, mine)
+    # the whole batch as one group; the biased spread; no eps (NaN on ties)
+    assert not passes(
+        ex.check_group_advantages,
+        lambda r: (r - r.mean()) / (r.std() + 1e-6),
+    )
+    assert not passes(
+        ex.check_group_advantages,
+        lambda r: (
+            (r - r.mean(1, keepdim=True))
+            / (r.std(1, keepdim=True, unbiased=False) + 1e-6)
+        ),
+    )
+    assert not passes(
+        ex.check_group_advantages,
+        lambda r: (r - r.mean(1, keepdim=True)) / r.std(1, keepdim=True),
+    )
+
+
+def test_response_targets_checker():
+    def mine(prompt, response):
+        ids = prompt + response
+        return ids[:-1], [-1] * (len(prompt) - 1) + response
+
+    assert passes(ex.check_response_targets, mine)
+    # the prompt trained on too; targets not shifted
+    assert not passes(
+        ex.check_response_targets, lambda p, r: ((p + r)[:-1], (p + r)[1:])
+    )
+    assert not passes(
+        ex.check_response_targets,
+        lambda p, r: ((p + r)[:-1], [-1] * len(p) + r[:-1]),
     )

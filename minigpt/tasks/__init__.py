@@ -5,6 +5,7 @@
 - ``minigpt.tasks.sentiment``   sentence pairs and a word-list baseline
 - ``minigpt.tasks.word_order``  real lines against shuffled ones (fine-tuning)
 - ``minigpt.tasks.incontext``   key -> value mappings shown only in the prompt
+- ``minigpt.tasks.instructions`` instructions graded by code (alignment)
 
 The tasks are scored with the text statistics of :mod:`minigpt.textstats`.
 """
