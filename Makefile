@@ -12,7 +12,7 @@ JB     := $(BIN)/jupyter-book
 CELL_TIMEOUT := 900
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern sweep-incontext sweep-bert lab clean check-python
+.PHONY: help install book test lint format test-unit test-notebooks test-book bench sweep-nanogpt sweep-modern sweep-incontext sweep-bert sweep-align lab clean check-python
 
 help:  ## list the targets
 	@echo "make install         create .venv and install requirements.txt + minigpt (editable)"
@@ -28,6 +28,7 @@ help:  ## list the targets
 	@echo "make sweep-modern    re-run GPT-2 vs Llama layout, one change at a time, 3 seeds (about 40 minutes)"
 	@echo "make sweep-incontext re-run the in-context-learning model over 8 seeds, with ablations (about 4 minutes)"
 	@echo "make sweep-bert      train the char GPT and BERT 4x longer, filling in characters along the way (about 20 minutes)"
+	@echo "make sweep-align     the alignment chapter's stages over 3 seeds, GRPO for 300 steps (about 20 minutes)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make clean           remove the built book and its execution cache (keeps .venv)"
 
@@ -107,6 +108,14 @@ sweep-bert: install  ## the char GPT and BERT trained 4x longer: fill-in accurac
 	$(BIN)/python benchmarks/sweep_bert.py --arch gpt & \
 	  $(BIN)/python benchmarks/sweep_bert.py --arch encoder; wait
 	$(BIN)/python benchmarks/sweep_bert.py --summary
+
+# 3 seeds of about 10 minutes each, two side by side: the results the chapter
+# "From language model to assistant" reads
+sweep-align: install  ## the alignment chapter's stages over 3 seeds, GRPO for 300 steps
+	rm -f benchmarks/results/sweep_align.json
+	$(BIN)/python benchmarks/sweep_align.py --seeds 0 2 & \
+	  $(BIN)/python benchmarks/sweep_align.py --seeds 1; wait
+	$(BIN)/python benchmarks/sweep_align.py --summary
 
 lab: install
 	$(BIN)/jupyter lab book

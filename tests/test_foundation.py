@@ -215,6 +215,67 @@ def test_bert_sweep_scores_both_models_on_the_same_fill_in_test(monkeypatch):
     assert sweep_bert.fill_in_accuracy(gpt, windows, None) == expected
 
 
+def test_align_sweep_records_every_stage_with_the_recipe(monkeypatch):
+    # the chapter's pipeline on a tiny random GPT, two steps of everything:
+    # the row holds each measurement, in range, and the recipe it ran
+    import sweep_align
+
+    from minigpt import data
+    from minigpt.model import GPT, GPTConfig
+    from minigpt.tokenizer import CharTokenizer
+
+    def tiny_pretrained(name, progress):
+        tokenizer = CharTokenizer.from_text(data.load_text("tinyshakespeare"))
+        torch.manual_seed(0)
+        config = GPTConfig(
+            vocab_size=tokenizer.vocab_size,
+            block_size=64,
+            n_layer=1,
+            n_head=2,
+            n_embd=16,
+        )
+        return GPT(config), tokenizer, {}
+
+    def fixed_pairs(lab, sft):  # an untrained model's samples tie
+        return [
+            ("Count: my lord", "two", "two, sir"),
+            ("First word: o my", "o", "my"),
+        ] * 4
+
+    monkeypatch.setattr(sweep_align, "pretrained", tiny_pretrained)
+    monkeypatch.setattr(sweep_align.Lab, "preference_pairs", fixed_pairs)
+    recipe = sweep_align.RECIPE
+    small = {
+        **recipe,
+        "n_test": 6,
+        "n_train": 40,
+        "sft": {**recipe["sft"], "steps": 2},
+        "reward_model": {**recipe["reward_model"], "steps": 2, "batch": 2},
+        "dpo": {**recipe["dpo"], "steps": 2, "batch": 2},
+        "grpo": {**recipe["grpo"], "prompts": 2, "group": 2},
+        "best_of": 2,
+    }
+    row = sweep_align.run(0, 2, 1, small)
+    assert row["recipe"] == small and row["pairs"] == 8
+    assert row["lora"]["trainable"] < row["sft"]["trainable"]
+    assert [p["step"] for p in row["grpo"]["curve"]] == [0, 1, 2]
+    for shares in (row["one_sample"], row["best_of_n"], *row["dpo"].values()):
+        assert sum(shares[g] for g in ("concise", "rambling", "wrong")) == (
+            pytest.approx(100)
+        )
+    assert set(row["dpo"]) == {"0.1", "0.5"}
+    assert set(row["shakespeare"]) == {
+        "base",
+        "sft",
+        "lora",
+        "sft_mixed",
+        "dpo_0.1",
+        "dpo_0.5",
+        "grpo",
+    }
+    assert row["sft_mixed"]["trainable"] == row["sft"]["trainable"]
+
+
 def test_harness_rejects_bad_repeats():
     with pytest.raises(
         ValueError, match="repeats must be a positive int, got 0"
