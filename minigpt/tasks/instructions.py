@@ -39,6 +39,7 @@ __all__ = [
     "HELD_OUT_PHRASING",
     "TAILS",
     "GRADES",
+    "MAX_LETTERS",
     "Example",
     "corpus_phrases",
     "phrase_split",
@@ -63,6 +64,7 @@ HELD_OUT_PHRASING = 3
 TAILS = (", my lord", ", good sir", ", I pray")
 #: The grades of an answer, worst first.
 GRADES = ("wrong", "rambling", "concise")
+#: The longest word a phrase may hold, in letters.
 MAX_LETTERS = 6
 
 
