@@ -653,9 +653,10 @@ def grpo_step(
     (:func:`sample_responses`), scores each with ``reward(prompt_index,
     answer_text) -> float`` (a checker), turns the scores into
     :func:`group_advantages` and takes ``updates`` optimizer steps on
-    :func:`grpo_loss` (the first on-policy, where the ratio is 1; later ones
-    reuse the samples, and the clipping keeps them near the sampling
-    policy). Gradients are clipped to norm 1.
+    :func:`grpo_loss` (the first on-policy, where the ratio is 1 and the
+    sampling policy's log-probabilities are that step's own, detached;
+    later ones reuse the samples, and the clipping keeps them near the
+    sampling policy). Gradients are clipped to norm 1.
 
     Returns ``{"reward": mean reward, "mixed": fraction of groups whose
     answers got different rewards (the others teach nothing), "kl": mean
@@ -681,19 +682,14 @@ def grpo_step(
             "max_new_tokens or shorten the prompts"
         )
     mask = mask[:, 1:]  # per predicted token, as token_logprobs gives
-    with torch.no_grad(), eval_mode(policy), eval_mode(reference):
-        old = token_logprobs(policy, rows)
+    with torch.no_grad(), eval_mode(reference):
         ref = token_logprobs(reference, rows)
+    old = None
     for _ in range(updates):
-        loss = grpo_loss(
-            token_logprobs(policy, rows),
-            old,
-            ref,
-            advantages,
-            mask,
-            clip,
-            beta,
-        )
+        logprobs = token_logprobs(policy, rows)
+        if old is None:  # the sampling policy's: no second forward pass
+            old = logprobs.detach()
+        loss = grpo_loss(logprobs, old, ref, advantages, mask, clip, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
